@@ -1,0 +1,445 @@
+//! Build script: find ncnn (or build the pinned release once per machine),
+//! compile the C++ layer and the cxx bridge against it, and link.
+//!
+//! Where ncnn comes from, in this order (the first that applies wins):
+//! 1. `NCNN_DIR`: an ncnn install prefix (holding `include/ncnn/net.h` and
+//!    `lib/libncnn.a` or `.so`). If it is set but wrong, the build fails.
+//! 2. pkg-config (`ncnn.pc`), then `lib/cmake/ncnn/ncnnConfig.cmake` under
+//!    `CMAKE_PREFIX_PATH`, `/usr/local` and `/usr`.
+//! 3. The pinned release, built from the source distribution the ncnn project
+//!    publishes on PyPI (fetched with pip, sha256-checked), configured with
+//!    cmake (from PyPI when the machine has none) into a cache shared by every
+//!    build on the machine. `NCNN_L2NORM_NO_BUILD=1` skips this step, making
+//!    the build offline and discovery-only.
+//!
+//! Every environment variable read is logged as `NAME = value` or `NAME unset`
+//! (see the build script output with `cargo build -vv`).
+
+use std::env;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// The ncnn release built when none is installed.
+const NCNN_VERSION: &str = "1.0.20261020";
+/// sha256 of `ncnn-1.0.20261020.tar.gz`, the source distribution on PyPI.
+const NCNN_SDIST_SHA256: &str = "ad8cdd63e9755cfa8e23b9b6d9ce46156077d80298a89e7c3ba325ffccfca200";
+/// cmake from PyPI when the machine has none (3.x: ncnn 2025 releases need >= 3.10).
+const CMAKE_PYPI_VERSION: &str = "3.31.6";
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=cpp");
+    println!("cargo:rerun-if-changed=src/bridge.rs");
+
+    let ncnn = find_ncnn().unwrap_or_else(|e| fail(&e));
+    log(&format!("using ncnn at {} ({})", ncnn.prefix.display(), ncnn.origin));
+    log(&format!("{ncnn:?}"));
+
+    compile_cpp(&ncnn);
+    link_ncnn(&ncnn);
+    export_paths(&ncnn);
+}
+
+/// What we need to know about an installed ncnn.
+#[derive(Debug)]
+struct Ncnn {
+    prefix: PathBuf,
+    origin: String,
+    include_dir: PathBuf,
+    lib_dir: PathBuf,
+    shared: bool,
+    /// Uses OpenMP: our layer's `#pragma omp` must run on ncnn's runtime.
+    openmp: bool,
+    /// OpenMP through ncnn's own runtime (`NCNN_SIMPLEOMP`): no libgomp.
+    simpleomp: bool,
+    threads: bool,
+    rtti: bool,
+    exceptions: bool,
+}
+
+// ---------------------------------------------------------------- discovery
+
+fn find_ncnn() -> Result<Ncnn, String> {
+    if let Some(dir) = env_var("NCNN_DIR") {
+        let dir = PathBuf::from(dir);
+        return inspect_prefix(&dir, "NCNN_DIR")
+            .ok_or_else(|| format!("NCNN_DIR={} holds no ncnn install (expected include/ncnn/net.h and lib/libncnn.a or lib/libncnn.so)", dir.display()));
+    }
+    if let Some(ncnn) = from_pkg_config() {
+        return Ok(ncnn);
+    }
+    let mut prefixes: Vec<PathBuf> = env_var("CMAKE_PREFIX_PATH")
+        .map(|v| env::split_paths(&v).collect())
+        .unwrap_or_default();
+    prefixes.extend([PathBuf::from("/usr/local"), PathBuf::from("/usr")]);
+    for prefix in prefixes {
+        if let Some(ncnn) = inspect_prefix(&prefix, "ncnnConfig.cmake") {
+            return Ok(ncnn);
+        }
+    }
+    if env_var("NCNN_L2NORM_NO_BUILD").is_some_and(|v| v != "0") {
+        return Err("no installed ncnn found and NCNN_L2NORM_NO_BUILD forbids building one".into());
+    }
+    build_pinned_ncnn()
+}
+
+fn from_pkg_config() -> Option<Ncnn> {
+    let var = |name: &str| -> Option<String> {
+        let out = Command::new(env_var("PKG_CONFIG").unwrap_or_else(|| "pkg-config".into()))
+            .args(["--variable", name, "ncnn"])
+            .output()
+            .ok()?;
+        let v = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (out.status.success() && !v.is_empty()).then_some(v)
+    };
+    // ncnn.pc names its directories includedir and librarydir.
+    let include = PathBuf::from(var("includedir")?);
+    inspect_prefix(include.parent()?, "pkg-config")
+}
+
+/// Reads an install prefix: headers, library, and how ncnn was configured.
+fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
+    let include_dir = prefix.join("include/ncnn");
+    if !include_dir.join("net.h").is_file() {
+        return None;
+    }
+    let lib_dir = ["lib", "lib64", "lib/x86_64-linux-gnu", "lib/aarch64-linux-gnu"]
+        .iter()
+        .map(|l| prefix.join(l))
+        .find(|d| d.join("libncnn.a").is_file() || d.join("libncnn.so").exists())?;
+
+    let platform_h = fs::read_to_string(include_dir.join("platform.h")).unwrap_or_default();
+    let platform = |name: &str| platform_h.contains(&format!("#define {name} 1"));
+    let cmake_dir = lib_dir.join("cmake/ncnn");
+    let config = fs::read_to_string(cmake_dir.join("ncnnConfig.cmake")).unwrap_or_default();
+    let targets = fs::read_to_string(cmake_dir.join("ncnn.cmake")).unwrap_or_default();
+    let config_on = |name: &str| config.contains(&format!("set({name} ON)"));
+
+    let static_lib = lib_dir.join("libncnn.a");
+    let shared = if config.is_empty() { !static_lib.is_file() } else { config_on("NCNN_SHARED_LIB") };
+    let lib_file = if shared { lib_dir.join("libncnn.so") } else { static_lib };
+    let lib_bytes = fs::read(&lib_file).unwrap_or_default();
+    let lib_has = |sym: &str| lib_bytes.windows(sym.len()).any(|w| w == sym.as_bytes());
+
+    let simpleomp = platform("NCNN_SIMPLEOMP");
+    // Without cmake files, a reference to libgomp's entry point tells.
+    let openmp = simpleomp || if config.is_empty() { lib_has("GOMP_parallel") } else { config_on("NCNN_OPENMP") };
+    // ncnn exports -fno-rtti / -fno-exceptions to its users through the cmake
+    // target; without one, the library's typeinfo for ncnn::Layer tells RTTI.
+    let rtti = if targets.is_empty() { lib_has("_ZTIN4ncnn5LayerE") } else { !targets.contains("-fno-rtti") };
+    let exceptions = !targets.contains("-fno-exceptions");
+    Some(Ncnn {
+        prefix: prefix.to_path_buf(),
+        origin: origin.to_string(),
+        include_dir,
+        lib_dir,
+        shared,
+        openmp,
+        simpleomp,
+        threads: platform("NCNN_THREADS"),
+        rtti,
+        exceptions,
+    })
+}
+
+// ---------------------------------------------------------- build from source
+
+/// Builds the pinned ncnn into the cache (once; later builds reuse it).
+fn build_pinned_ncnn() -> Result<Ncnn, String> {
+    let options = env_var("NCNN_L2NORM_NCNN_CMAKE_ARGS").unwrap_or_default();
+    let variant = if options.trim().is_empty() { "default".to_string() } else { format!("{:016x}", fnv1a(&options)) };
+    let root = cache_root()?.join(format!("ncnn-{NCNN_VERSION}-{variant}"));
+    fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let install = root.join("install");
+    let stamp = install.join(".ncnn-l2norm-complete");
+
+    // Serialise builds across cargo processes (debug, release, tests in parallel).
+    let lock_file = fs::File::create(root.join(".lock")).map_err(|e| format!("cannot create lock in {}: {e}", root.display()))?;
+    if lock_file.try_lock().is_err() {
+        progress(&format!("waiting for another build of ncnn in {}", root.display()));
+        lock_file.lock().map_err(|e| format!("cannot lock {}: {e}", root.display()))?;
+    }
+    if stamp.is_file() {
+        return inspect_prefix(&install, "cache").ok_or_else(|| format!("cached ncnn at {} is broken; delete {}", install.display(), root.display()));
+    }
+
+    let started = Instant::now();
+    progress(&format!("building ncnn {NCNN_VERSION} into {} (once per machine, several minutes)", root.display()));
+    let src = fetch_source(&root)?;
+    let cmake = find_cmake(&root)?;
+    let build = root.join("build");
+    let log_path = root.join("build.log");
+    let mut configure = Command::new(&cmake);
+    configure
+        .arg("-S")
+        .arg(&src)
+        .arg("-B")
+        .arg(&build)
+        .arg(format!("-DCMAKE_INSTALL_PREFIX={}", install.display()))
+        // Release, CPU only, library only; SIMPLEOCV gives the demo imread/imwrite.
+        .args([
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DNCNN_VULKAN=OFF",
+            "-DNCNN_BUILD_TOOLS=OFF",
+            "-DNCNN_BUILD_EXAMPLES=OFF",
+            "-DNCNN_BUILD_BENCHMARK=OFF",
+            "-DNCNN_BUILD_TESTS=OFF",
+            "-DNCNN_PYTHON=OFF",
+            "-DNCNN_SIMPLEOCV=ON",
+        ])
+        .args(options.split_whitespace());
+    run_logged(&mut configure, &log_path, "configure ncnn")?;
+    let jobs = env_var("NUM_JOBS").unwrap_or_else(|| "2".into());
+    run_logged(Command::new(&cmake).arg("--build").arg(&build).args(["-j", &jobs]), &log_path, "build ncnn")?;
+    run_logged(Command::new(&cmake).arg("--install").arg(&build), &log_path, "install ncnn")?;
+    fs::write(&stamp, format!("ncnn {NCNN_VERSION} {options}\n")).map_err(|e| e.to_string())?;
+    progress(&format!("built ncnn in {:.0} s", started.elapsed().as_secs_f64()));
+    // The build tree is 400 MB of objects; the install is all we use.
+    let _ = fs::remove_dir_all(&build);
+    inspect_prefix(&install, "built from source").ok_or_else(|| format!("ncnn install at {} is incomplete", install.display()))
+}
+
+/// `NCNN_L2NORM_CACHE_DIR`, else `$XDG_CACHE_HOME/ncnn-l2norm`, else `~/.cache/ncnn-l2norm`.
+fn cache_root() -> Result<PathBuf, String> {
+    if let Some(dir) = env_var("NCNN_L2NORM_CACHE_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = env_var("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(dir).join("ncnn-l2norm"));
+    }
+    env_var("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/ncnn-l2norm"))
+        .ok_or_else(|| "no cache directory: set NCNN_L2NORM_CACHE_DIR".to_string())
+}
+
+fn python() -> String {
+    env_var("PYTHON").unwrap_or_else(|| "python3".into())
+}
+
+/// Unpacks the ncnn source distribution into `root/src`.
+///
+/// `pip download` checks the sha256, unpacks the tarball and then fails while
+/// generating metadata (ncnn's setup.py stamps today's date as the version);
+/// with `--no-clean` and our own TMPDIR the unpacked tree stays behind.
+fn fetch_source(root: &Path) -> Result<PathBuf, String> {
+    let src = root.join("src");
+    if src.join("CMakeLists.txt").is_file() && src.join("src/layer/normalize.cpp").is_file() {
+        return Ok(src);
+    }
+    let tmp = root.join("pip-tmp");
+    let _ = fs::remove_dir_all(&tmp);
+    let _ = fs::remove_dir_all(&src);
+    fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    let requirements = tmp.join("requirements.txt");
+    fs::write(&requirements, format!("ncnn=={NCNN_VERSION} --hash=sha256:{NCNN_SDIST_SHA256}\n")).map_err(|e| e.to_string())?;
+    progress(&format!("fetching ncnn {NCNN_VERSION} source with pip"));
+    let out = Command::new(python())
+        .args(["-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-clean", "--no-build-isolation", "--require-hashes", "-r"])
+        .arg(&requirements)
+        .arg("-d")
+        .arg(tmp.join("dl"))
+        .env("TMPDIR", &tmp)
+        .output()
+        .map_err(|e| format!("cannot run {} -m pip: {e}", python()))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if text.contains("DO NOT MATCH THE HASHES") {
+        return Err(format!("ncnn {NCNN_VERSION} source failed its sha256 check:\n{text}"));
+    }
+    let unpacked = fs::read_dir(&tmp)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pip-download-"))
+        .flat_map(|e| fs::read_dir(e.path()).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .find(|p| p.join("CMakeLists.txt").is_file() && p.join("src/net.h").is_file())
+        .ok_or_else(|| format!("pip did not leave the ncnn source in {}; pip said:\n{text}", tmp.display()))?;
+    fs::rename(&unpacked, &src).map_err(|e| format!("cannot move {} to {}: {e}", unpacked.display(), src.display()))?;
+    let _ = fs::remove_dir_all(&tmp);
+    Ok(src)
+}
+
+/// `CMAKE`, else `cmake` on PATH, else cmake from PyPI installed into the cache.
+fn find_cmake(root: &Path) -> Result<PathBuf, String> {
+    let works = |c: &Path| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success());
+    if let Some(c) = env_var("CMAKE") {
+        return Ok(PathBuf::from(c));
+    }
+    if works(Path::new("cmake")) {
+        return Ok(PathBuf::from("cmake"));
+    }
+    let tools = root.parent().unwrap_or(root).join(format!("tools/cmake-{CMAKE_PYPI_VERSION}"));
+    let cmake = tools.join("cmake/data/bin/cmake");
+    if !works(&cmake) {
+        progress(&format!("installing cmake {CMAKE_PYPI_VERSION} from PyPI into {}", tools.display()));
+        let out = Command::new(python())
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .arg(&tools)
+            .arg(format!("cmake=={CMAKE_PYPI_VERSION}"))
+            .output()
+            .map_err(|e| format!("cannot run {} -m pip: {e}", python()))?;
+        if !works(&cmake) {
+            return Err(format!(
+                "no cmake: none on PATH and `pip install cmake=={CMAKE_PYPI_VERSION}` failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(cmake)
+}
+
+/// Runs `cmd`, appending its output to `log_path` and echoing build progress.
+fn run_logged(cmd: &mut Command, log_path: &Path, what: &str) -> Result<(), String> {
+    let mut log = fs::OpenOptions::new().create(true).append(true).open(log_path).map_err(|e| e.to_string())?;
+    let _ = writeln!(log, "==== {what}: {cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
+        .spawn()
+        .map_err(|e| format!("cannot {what}: {e}"))?;
+    let mut last_tens = None;
+    for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines().map_while(Result::ok) {
+        let _ = writeln!(log, "{line}");
+        // cmake's makefiles prefix lines with "[ 42%]"; report every ten percent.
+        let percent = line.strip_prefix('[').and_then(|l| l.split_once("%]")).and_then(|(p, _)| p.trim().parse::<u32>().ok());
+        if let Some(p) = percent.filter(|p| Some(p / 10) != last_tens) {
+            progress(&format!("{what}: {p}%"));
+            last_tens = Some(p / 10);
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        let tail: Vec<String> = fs::read_to_string(log_path)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .take(30)
+            .map(str::to_string)
+            .collect();
+        let tail: Vec<String> = tail.into_iter().rev().collect();
+        return Err(format!("{what} failed ({status}); log {}:\n{}", log_path.display(), tail.join("\n")));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------ compile & link
+
+fn compile_cpp(ncnn: &Ncnn) {
+    let mut build = cxx_build::bridge("src/bridge.rs");
+    build
+        .file("cpp/l2norm_layer.cpp")
+        .file("cpp/l2norm_demo.cpp")
+        .include("cpp/include")
+        .include(&ncnn.include_dir)
+        .std("c++14")
+        .flag_if_supported("-Wno-unused-parameter");
+    if ncnn.openmp {
+        // Our `#pragma omp` must use ncnn's OpenMP runtime (libgomp, or ncnn's
+        // own with NCNN_SIMPLEOMP, which implements the same entry points).
+        build.flag("-fopenmp");
+    }
+    // A subclass of ncnn::Layer compiled with RTTI references ncnn's typeinfo,
+    // which an ncnn built with -fno-rtti does not have.
+    if !ncnn.rtti {
+        build.flag("-fno-rtti");
+    }
+    if !ncnn.exceptions {
+        build.flag("-fno-exceptions");
+    }
+    build.compile("ncnn_l2norm_cpp");
+}
+
+fn link_ncnn(ncnn: &Ncnn) {
+    println!("cargo:rustc-link-search=native={}", ncnn.lib_dir.display());
+    if ncnn.shared {
+        println!("cargo:rustc-link-lib=dylib=ncnn");
+        // Tests and the demo find libncnn.so where it was found at build time.
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", ncnn.lib_dir.display());
+    } else {
+        // -bundle: the C++ app that links our staticlib links its own libncnn;
+        // bundling ours into libncnn_l2norm.a would duplicate every symbol.
+        println!("cargo:rustc-link-lib=static:-bundle=ncnn");
+    }
+    if ncnn.openmp && !ncnn.simpleomp {
+        println!("cargo:rustc-link-lib=gomp");
+    }
+    if ncnn.threads {
+        println!("cargo:rustc-link-lib=pthread");
+    }
+    println!("cargo:rustc-link-lib=stdc++");
+}
+
+/// Paths for dependents (`DEP_NCNN_L2NORM_*`), tests and the README's link line.
+fn export_paths(ncnn: &Ncnn) {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    println!("cargo:root={}", manifest.display());
+    println!("cargo:include={}", manifest.join("cpp/include").display());
+    println!("cargo:ncnn_prefix={}", ncnn.prefix.display());
+
+    let mut cxxflags = vec![format!("-I{}", manifest.join("cpp/include").display()), format!("-I{}", ncnn.include_dir.display())];
+    if ncnn.openmp {
+        cxxflags.push("-fopenmp".into());
+    }
+    if !ncnn.rtti {
+        cxxflags.push("-fno-rtti".into());
+    }
+    if !ncnn.exceptions {
+        cxxflags.push("-fno-exceptions".into());
+    }
+    let mut libs = vec![format!("-L{}", ncnn.lib_dir.display()), "-lncnn".to_string()];
+    if ncnn.shared {
+        libs.push(format!("-Wl,-rpath,{}", ncnn.lib_dir.display()));
+    }
+    if ncnn.openmp && !ncnn.simpleomp {
+        libs.push("-fopenmp".into());
+    }
+    // What Rust's std needs from the system (`rustc --print native-static-libs`).
+    libs.extend(["-lpthread", "-ldl", "-lm"].map(String::from));
+    println!("cargo:rustc-env=NCNN_L2NORM_NCNN_PREFIX={}", ncnn.prefix.display());
+    println!("cargo:rustc-env=NCNN_L2NORM_CXXFLAGS={}", cxxflags.join(" "));
+    println!("cargo:rustc-env=NCNN_L2NORM_LIBS={}", libs.join(" "));
+}
+
+// ------------------------------------------------------------------ helpers
+
+/// Reads an environment variable, asks cargo to rerun when it changes, and logs it.
+fn env_var(name: &str) -> Option<String> {
+    println!("cargo:rerun-if-env-changed={name}");
+    match env::var(name) {
+        Ok(v) => {
+            log(&format!("{name} = {v}"));
+            Some(v)
+        }
+        Err(_) => {
+            log(&format!("{name} unset"));
+            None
+        }
+    }
+}
+
+fn log(msg: &str) {
+    eprintln!("ncnn-l2norm: {msg}");
+}
+
+/// Progress of the long ncnn build: to the build log and, when there is one, the terminal.
+fn progress(msg: &str) {
+    log(msg);
+    if let Ok(mut tty) = fs::OpenOptions::new().write(true).open("/dev/tty") {
+        let _ = writeln!(tty, "   ncnn-l2norm: {msg}");
+    }
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("\nncnn-l2norm: cannot find or build ncnn.\n{msg}\n");
+    eprintln!("Set NCNN_DIR to an ncnn install prefix (the directory holding include/ncnn and lib),");
+    eprintln!("or install ncnn so pkg-config or CMAKE_PREFIX_PATH finds it,");
+    eprintln!("or allow the build from source: it needs python3 with pip and network access to PyPI,");
+    eprintln!("plus a C++ compiler (and builds into NCNN_L2NORM_CACHE_DIR or ~/.cache/ncnn-l2norm).");
+    std::process::exit(1);
+}

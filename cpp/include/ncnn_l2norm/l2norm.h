@@ -1,0 +1,50 @@
+// ncnn-l2norm: SSD's channel-wise L2Norm as an ncnn custom layer.
+//
+// Link libncnn_l2norm.a (built by `cargo build --release`) before libncnn,
+// then register the layer on each Net before load_param:
+//
+//     ncnn::Net net;
+//     ncnn_l2norm::register_l2norm(net);          // type "L2Norm"
+//     net.load_param("ssd.param");
+//
+// Params (ncnn `id=value`): 0=channels, 1=eps (1e-10), 2=eps_mode (0 add,
+// 1 caffe, 2 F.normalize, 3 tensorflow), 3=channel_shared (0), 10=weight
+// shape (pnnx moduleop, supplies channels). Weights: raw fp32 in the .bin.
+#pragma once
+
+#include "layer.h"
+#include "net.h"
+
+namespace ncnn_l2norm {
+
+class L2Norm : public ncnn::Layer
+{
+public:
+    L2Norm();
+
+    virtual int load_param(const ncnn::ParamDict& pd);
+
+    virtual int load_model(const ncnn::ModelBin& mb);
+
+    virtual int forward_inplace(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt) const;
+
+public:
+    // param
+    int channels; // input channels, resolved from 0= or 10=
+    float eps;
+    int eps_mode;
+    int channel_shared;
+
+    // model
+    ncnn::Mat scale_data; // fp32, channels values (1 if channel_shared)
+};
+
+// ncnn layer factory functions, for Net::register_custom_layer.
+ncnn::Layer* l2norm_layer_creator(void* userdata);
+void l2norm_layer_destroyer(ncnn::Layer* layer, void* userdata);
+
+// Registers L2Norm on `net` under `type` (copied; need not outlive the net).
+// Returns 0, or ncnn's error code.
+int register_l2norm(ncnn::Net& net, const char* type = "L2Norm");
+
+} // namespace ncnn_l2norm

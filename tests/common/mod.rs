@@ -1,0 +1,291 @@
+//! Test helpers: the few ncnn C API functions the tests call (declared by hand:
+//! bindgen needs libclang, which our build machines lack), owning wrappers,
+//! a seeded generator and the tolerance rule.
+
+#![allow(dead_code)]
+
+use std::ffi::{c_char, c_int, c_void, CString};
+
+use ncnn_l2norm::{register_on_c_net, NcnnNet};
+
+type NcnnMat = *mut c_void;
+type NcnnOption = *mut c_void;
+type NcnnExtractor = *mut c_void;
+type NcnnAllocator = *mut c_void;
+
+extern "C" {
+    fn ncnn_net_create() -> NcnnNet;
+    fn ncnn_net_destroy(net: NcnnNet);
+    fn ncnn_net_get_option(net: NcnnNet) -> NcnnOption;
+    fn ncnn_net_load_param_memory(net: NcnnNet, mem: *const c_char) -> c_int;
+    fn ncnn_net_load_param(net: NcnnNet, path: *const c_char) -> c_int;
+    fn ncnn_net_load_model(net: NcnnNet, path: *const c_char) -> c_int;
+    fn ncnn_option_set_num_threads(opt: NcnnOption, n: c_int);
+    fn ncnn_option_set_use_packing_layout(opt: NcnnOption, on: c_int);
+    fn ncnn_extractor_create(net: NcnnNet) -> NcnnExtractor;
+    fn ncnn_extractor_destroy(ex: NcnnExtractor);
+    fn ncnn_extractor_input(ex: NcnnExtractor, name: *const c_char, mat: NcnnMat) -> c_int;
+    fn ncnn_extractor_extract(ex: NcnnExtractor, name: *const c_char, mat: *mut NcnnMat) -> c_int;
+    fn ncnn_mat_create_1d(w: c_int, a: NcnnAllocator) -> NcnnMat;
+    fn ncnn_mat_create_2d(w: c_int, h: c_int, a: NcnnAllocator) -> NcnnMat;
+    fn ncnn_mat_create_3d(w: c_int, h: c_int, c: c_int, a: NcnnAllocator) -> NcnnMat;
+    fn ncnn_mat_create_4d(w: c_int, h: c_int, d: c_int, c: c_int, a: NcnnAllocator) -> NcnnMat;
+    fn ncnn_mat_destroy(mat: NcnnMat);
+    fn ncnn_mat_get_dims(mat: NcnnMat) -> c_int;
+    fn ncnn_mat_get_w(mat: NcnnMat) -> c_int;
+    fn ncnn_mat_get_h(mat: NcnnMat) -> c_int;
+    fn ncnn_mat_get_d(mat: NcnnMat) -> c_int;
+    fn ncnn_mat_get_c(mat: NcnnMat) -> c_int;
+    fn ncnn_mat_get_elemsize(mat: NcnnMat) -> usize;
+    fn ncnn_mat_get_elempack(mat: NcnnMat) -> c_int;
+    fn ncnn_mat_get_cstep(mat: NcnnMat) -> usize;
+    fn ncnn_mat_get_data(mat: NcnnMat) -> *mut c_void;
+}
+
+/// A dense fp32 tensor in ncnn's shape terms (elempack 1), as `(shape, values)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// `[w]`, `[w, h]`, `[w, h, c]` or `[w, h, d, c]`, like ncnn's constructors.
+    pub shape: Vec<i32>,
+    /// Channel-major, no padding: channel stride `w*h*d`.
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn positions(&self) -> usize {
+        match self.shape.len() {
+            1 => 1,
+            2 => self.shape[0] as usize,
+            3 => (self.shape[0] * self.shape[1]) as usize,
+            _ => (self.shape[0] * self.shape[1] * self.shape[2]) as usize,
+        }
+    }
+
+    /// The matching unpacked, unpadded `MatView`.
+    pub fn view(&self) -> ncnn_l2norm::MatView {
+        use ncnn_l2norm::MatView;
+        let s = &self.shape;
+        match s.len() {
+            1 => MatView::dims1(s[0], 1),
+            2 => MatView::dims2(s[0], s[1], 1),
+            3 => MatView::dims3(s[0], s[1], s[2], 1).with_cstep((s[0] * s[1]) as usize),
+            _ => MatView::dims4(s[0], s[1], s[2], s[3], 1).with_cstep((s[0] * s[1] * s[2]) as usize),
+        }
+    }
+}
+
+/// An ncnn `Net` made through the C API, with L2Norm registered.
+pub struct Net(NcnnNet);
+
+impl Net {
+    /// A net with L2Norm registered under `type_name`, `threads` threads and packing on or off.
+    pub fn new(type_name: &str, threads: i32, packing: bool) -> Net {
+        let net = Net::plain(threads, packing);
+        let name = CString::new(type_name).unwrap();
+        // SAFETY: a live net handle, used by this thread only.
+        unsafe { register_on_c_net(net.0, &name) }.expect("register L2Norm");
+        net
+    }
+
+    /// A net with nothing registered (for ncnn's built-in layers).
+    pub fn plain(threads: i32, packing: bool) -> Net {
+        // SAFETY: ncnn_net_create returns a fresh handle we own;
+        // ncnn_net_get_option points into it (not to be destroyed).
+        unsafe {
+            let net = ncnn_net_create();
+            let opt = ncnn_net_get_option(net);
+            ncnn_option_set_num_threads(opt, threads);
+            ncnn_option_set_use_packing_layout(opt, packing as c_int);
+            Net(net)
+        }
+    }
+
+    pub fn raw(&self) -> NcnnNet {
+        self.0
+    }
+
+    /// `load_param` from text, then `load_model` from `weights` (via a temp file).
+    pub fn load(&self, param: &str, weights: &[u8]) -> Result<(), (&'static str, i32)> {
+        let param = CString::new(param).unwrap();
+        // SAFETY: live net, NUL-terminated text.
+        let r = unsafe { ncnn_net_load_param_memory(self.0, param.as_ptr()) };
+        if r != 0 {
+            return Err(("load_param", r));
+        }
+        let path = temp_file(weights);
+        let cpath = CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: live net, NUL-terminated path.
+        let r = unsafe { ncnn_net_load_model(self.0, cpath.as_ptr()) };
+        let _ = std::fs::remove_file(&path);
+        if r != 0 {
+            return Err(("load_model", r));
+        }
+        Ok(())
+    }
+
+    pub fn load_files(&self, param: &std::path::Path, bin: &std::path::Path) -> Result<(), (&'static str, i32)> {
+        let p = CString::new(param.to_str().unwrap()).unwrap();
+        let b = CString::new(bin.to_str().unwrap()).unwrap();
+        // SAFETY: live net, NUL-terminated paths.
+        unsafe {
+            match ncnn_net_load_param(self.0, p.as_ptr()) {
+                0 => {}
+                r => return Err(("load_param", r)),
+            }
+            match ncnn_net_load_model(self.0, b.as_ptr()) {
+                0 => Ok(()),
+                r => Err(("load_model", r)),
+            }
+        }
+    }
+
+    /// Feeds `input` to blob `in_name` and extracts each of `outputs`, unpacked to elempack 1.
+    pub fn run(&self, in_name: &str, input: &Tensor, outputs: &[&str]) -> Result<Vec<Tensor>, i32> {
+        // SAFETY: the Mat is created with input's shape and filled within its
+        // channels' bounds; handles are destroyed exactly once.
+        unsafe {
+            let s = &input.shape;
+            let null = std::ptr::null_mut();
+            let mat = match s.len() {
+                1 => ncnn_mat_create_1d(s[0], null),
+                2 => ncnn_mat_create_2d(s[0], s[1], null),
+                3 => ncnn_mat_create_3d(s[0], s[1], s[2], null),
+                _ => ncnn_mat_create_4d(s[0], s[1], s[2], s[3], null),
+            };
+            write_mat(mat, &input.data);
+            let ex = ncnn_extractor_create(self.0);
+            let name = CString::new(in_name).unwrap();
+            ncnn_extractor_input(ex, name.as_ptr(), mat);
+            let mut results = Vec::new();
+            let mut status = 0;
+            for out in outputs {
+                let name = CString::new(*out).unwrap();
+                let mut m: NcnnMat = std::ptr::null_mut();
+                let r = ncnn_extractor_extract(ex, name.as_ptr(), &mut m);
+                if r != 0 {
+                    status = r;
+                    if !m.is_null() {
+                        ncnn_mat_destroy(m);
+                    }
+                    break;
+                }
+                results.push(read_mat(m));
+                ncnn_mat_destroy(m);
+            }
+            ncnn_extractor_destroy(ex);
+            ncnn_mat_destroy(mat);
+            if status != 0 {
+                Err(status)
+            } else {
+                Ok(results)
+            }
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // SAFETY: we own the handle and drop it once.
+        unsafe { ncnn_net_destroy(self.0) }
+    }
+}
+
+/// # Safety
+/// `mat` is a live fp32 elempack-1 Mat with as many values as `data`.
+unsafe fn write_mat(mat: NcnnMat, data: &[f32]) {
+    let (dims, cstep) = (ncnn_mat_get_dims(mat), ncnn_mat_get_cstep(mat));
+    let base = ncnn_mat_get_data(mat) as *mut f32;
+    let channels = if dims >= 3 { ncnn_mat_get_c(mat) as usize } else { 1 };
+    let per = data.len() / channels;
+    for q in 0..channels {
+        std::ptr::copy_nonoverlapping(data[q * per..].as_ptr(), base.add(q * cstep), per);
+    }
+}
+
+/// # Safety
+/// `mat` is a live fp32 Mat.
+unsafe fn read_mat(mat: NcnnMat) -> Tensor {
+    let dims = ncnn_mat_get_dims(mat);
+    let (w, h, d, c) = (ncnn_mat_get_w(mat), ncnn_mat_get_h(mat), ncnn_mat_get_d(mat), ncnn_mat_get_c(mat));
+    assert_eq!(ncnn_mat_get_elempack(mat), 1, "extract should unpack");
+    assert_eq!(ncnn_mat_get_elemsize(mat), 4, "extract should give fp32");
+    let cstep = ncnn_mat_get_cstep(mat);
+    let base = ncnn_mat_get_data(mat) as *const f32;
+    let (shape, channels, per) = match dims {
+        1 => (vec![w], 1, w as usize),
+        2 => (vec![w, h], 1, (w * h) as usize),
+        3 => (vec![w, h, c], c as usize, (w * h) as usize),
+        _ => (vec![w, h, d, c], c as usize, (w * h * d) as usize),
+    };
+    let mut data = Vec::with_capacity(channels * per);
+    for q in 0..channels {
+        data.extend_from_slice(std::slice::from_raw_parts(base.add(q * cstep), per));
+    }
+    Tensor { shape, data }
+}
+
+fn temp_file(bytes: &[u8]) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "ncnn-l2norm-test-{}-{}.bin",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// xorshift64*: reproducible inputs without a dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+
+    pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+}
+
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The fp32 tolerance, relative to each expected value.
+///
+/// A sum of `n` squares in f32, in any order, has relative error at most
+/// about `n·u` (u = 2^-24); the square root halves it; the reciprocal and the
+/// two multiplications add about `3u`. So `(channels + 8)·u·|expected|` bounds
+/// the error of any correct fp32 kernel, plus the smallest normal f32 for
+/// results that underflow. A wrong channel, lane or weight is off by far more.
+pub fn fp32_tolerance(channels: usize, expected: f32) -> f32 {
+    (channels as f32 + 8.0) * f32::EPSILON / 2.0 * expected.abs() + f32::MIN_POSITIVE
+}
+
+/// Asserts `got` matches `expected` element by element within `fp32_tolerance`.
+pub fn assert_close(got: &[f32], expected: &[f32], channels: usize, what: &str) {
+    assert_eq!(got.len(), expected.len(), "{what}: lengths differ");
+    for (i, (&g, &e)) in got.iter().zip(expected).enumerate() {
+        let tol = fp32_tolerance(channels, e);
+        assert!(
+            (g - e).abs() <= tol || (g.is_nan() && e.is_nan()),
+            "{what}: element {i}: got {g}, expected {e} (|diff| {} > tolerance {tol})",
+            (g - e).abs()
+        );
+    }
+}

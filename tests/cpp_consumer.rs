@@ -1,0 +1,151 @@
+//! C++ programs built exactly as README tells C++ users (our header, our
+//! static library, their libncnn, the flags build.rs derived from it), run and
+//! checked: a consumer app, and the layer's error handling called directly.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `target/<profile>/`, where cargo puts `libncnn_l2norm.a`.
+fn target_profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+/// The static library of this build. `cargo build` copies it to
+/// `target/<profile>/libncnn_l2norm.a`; under `cargo test` it stays in `deps/`
+/// with a hash in its name, so take the newest there.
+fn staticlib() -> PathBuf {
+    let deps = target_profile_dir().join("deps");
+    std::fs::read_dir(&deps)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("libncnn_l2norm-") && name.ends_with(".a")
+        })
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .unwrap_or_else(|| panic!("no libncnn_l2norm-*.a in {}", deps.display()))
+}
+
+/// `c++ SRC $NCNN_L2NORM_CXXFLAGS libncnn_l2norm.a $NCNN_L2NORM_LIBS -o OUT`, as in README.
+fn build(src: &str) -> PathBuf {
+    let dir = target_profile_dir();
+    let staticlib = staticlib();
+    let out = dir.join(format!("cpp-test-{}", Path::new(src).file_stem().unwrap().to_str().unwrap()));
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let mut cmd = Command::new(&cxx);
+    cmd.arg("-O1")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(src))
+        .args(env!("NCNN_L2NORM_CXXFLAGS").split_whitespace())
+        .arg(&staticlib)
+        .args(env!("NCNN_L2NORM_LIBS").split_whitespace())
+        .arg("-o")
+        .arg(&out);
+    let result = cmd.output().expect("run the C++ compiler");
+    assert!(
+        result.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    out
+}
+
+fn run(exe: &Path, args: &[&str]) -> Output {
+    Command::new(exe).args(args).output().expect("run the C++ test program")
+}
+
+#[test]
+fn cpp_app_links_registers_and_runs() {
+    let exe = build("tests/cpp/consumer.cpp");
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/ncnn-models");
+    let out = run(&exe, &[models]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "consumer failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("consumer ok"), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.contains("worst relative error")).count(), 8, "{stdout}");
+}
+
+#[test]
+fn demo_source_builds_standalone() {
+    // The demo is also a plain C++ program for people who copy it.
+    let staticlib = staticlib();
+    let out = target_profile_dir().join("cpp-test-demo-standalone");
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let status = Command::new(cxx)
+        .args(["-O1", "-DL2NORM_DEMO_STANDALONE"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/cpp/l2norm_demo.cpp"))
+        .args(env!("NCNN_L2NORM_CXXFLAGS").split_whitespace())
+        .arg(&staticlib)
+        .args(env!("NCNN_L2NORM_LIBS").split_whitespace())
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/ncnn-models");
+    let r = run(&out, &["--models", models, "--runs", "3"]);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{stdout}{}", String::from_utf8_lossy(&r.stderr));
+    assert!(stdout.contains("per-position channel norm"), "{stdout}");
+    // A wrong models directory is a clear error, not a crash.
+    let r = run(&out, &["--models", "/nonexistent"]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("cannot load"));
+}
+
+/// Each case: the ncnn return code, and what the layer's one log line must
+/// say (None: the layer logs nothing).
+const CASES: &[(&str, i32, Option<&str>)] = &[
+    ("zero_channels", -1, Some("channels (param 0) is 0")),
+    ("negative_channels", -1, Some("channels (param 0) is -4")),
+    ("absurd_channels", -1, Some("channels (param 0) is 100000000")),
+    ("negative_eps", -1, Some("eps (param 1) is -1")),
+    ("bad_eps_mode", -1, Some("eps_mode (param 2) is 9")),
+    ("bad_channel_shared", -1, Some("channel_shared (param 3) is 5")),
+    ("shape_disagrees", -1, Some("weight shape (param 10) says 8")),
+    ("bad_shape", -1, Some("weight shape (param 10) is [3, 16]")),
+    ("load_model_before_param", -1, Some("load_model before")),
+    ("truncated_bin", -100, Some("the .bin ended before 16 fp32 weights")),
+    ("weight_count_mismatch", -1, Some("expected 16 fp32 weights, got 7")),
+    ("channel_mismatch", -1, Some("input has 8 channels but the layer was loaded with 16")),
+    ("empty_input", -100, Some("input is empty")),
+    ("unsupported_dims", -1, Some("dims=5")),
+    ("fp16_storage", -1, Some("elemsize 2")),
+    ("empty_type_name", -1, Some("non-empty type name")),
+    ("good_input", 0, None),
+];
+
+#[test]
+fn bad_input_gets_an_ncnn_error_and_one_log_line() {
+    let exe = build("tests/cpp/layer_errors.cpp");
+    let out = run(&exe, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "layer_errors crashed ({:?}):\n{stdout}\n{stderr}", out.status);
+
+    for &(name, code, log) in CASES {
+        let got = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("case {name} did not report:\n{stdout}"));
+        assert_eq!(got.trim().parse::<i32>().unwrap(), code, "case {name} return code");
+
+        let section: Vec<&str> = stderr
+            .split(&format!("=== {name}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no stderr section for {name}:\n{stderr}"))
+            .lines()
+            .take_while(|l| !l.starts_with("=== "))
+            // ncnn's own lines (e.g. "ModelBin read weight_data failed") may come too.
+            .filter(|l| l.contains("L2Norm"))
+            .collect();
+        match log {
+            None => assert!(section.is_empty(), "case {name} logged {section:?}"),
+            Some(text) => {
+                assert_eq!(section.len(), 1, "case {name} should log one line, logged {section:?}");
+                assert!(section[0].contains(text), "case {name}: {:?} lacks {text:?}", section[0]);
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The kernel against the f64 reference, over awkward shapes, packings,
+//! padded channel strides, dims 1-4, every eps mode and shared scales.
+
+mod common;
+
+use common::{assert_close, Rng};
+use ncnn_l2norm::{l2norm_inplace, l2norm_reference, EpsMode, Forward, L2NormError, L2NormParams, MatView, TensorMut};
+
+const MODES: [EpsMode; 4] = [EpsMode::Add, EpsMode::Caffe, EpsMode::Max, EpsMode::TensorFlow];
+
+fn params(channels: usize, eps: f32, mode: EpsMode, shared: bool) -> L2NormParams {
+    L2NormParams::from_raw(channels as i64, eps, mode.to_param(), shared as i32, &[]).unwrap()
+}
+
+/// Fills a buffer for `view` (padding included, so we can check it is untouched),
+/// runs the kernel and the reference, and compares every element.
+fn check(view: MatView, p: &L2NormParams, rng: &mut Rng, what: &str) {
+    let layout = view.layout().unwrap();
+    let weights = rng.vec(p.weight_count(), -30.0, 30.0);
+    let mut data = rng.vec(layout.min_len + 7, -4.0, 4.0);
+    let expected = l2norm_reference(&data, &view, p, &weights).unwrap();
+    l2norm_inplace(&mut data, &view, p, &weights).unwrap();
+    assert_close(&data, &expected, p.channels, &format!("{what} {view:?} {p:?}"));
+}
+
+#[test]
+fn dims3_awkward_channels_all_packings() {
+    let mut rng = Rng::new(1);
+    for channels in [1usize, 3, 5, 16, 17, 512, 513] {
+        for elempack in [1, 4, 8, 16] {
+            if channels % elempack != 0 {
+                continue;
+            }
+            for (w, h) in [(1, 1), (3, 3), (7, 5), (19, 19), (38, 38)] {
+                let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32);
+                check(view, &params(channels, 1e-10, EpsMode::Add, false), &mut rng, "dims3");
+            }
+        }
+    }
+}
+
+#[test]
+fn padded_cstep() {
+    let mut rng = Rng::new(2);
+    for (channels, elempack) in [(5usize, 1), (17, 1), (64, 4), (32, 8), (48, 16)] {
+        for pad in [0usize, 1, 3, 16, 100] {
+            let base = MatView::dims3(9, 7, (channels / elempack) as i32, elempack as i32);
+            let view = base.with_cstep(63 + pad);
+            check(view, &params(channels, 1e-10, EpsMode::Add, false), &mut rng, "padded");
+        }
+    }
+}
+
+#[test]
+fn dims_1_2_4() {
+    let mut rng = Rng::new(3);
+    for elempack in [1, 4, 8, 16] {
+        for groups in [1, 2, 3, 5] {
+            let c = groups * elempack;
+            let p = params(c as usize, 1e-10, EpsMode::Add, false);
+            check(MatView::dims1(groups, elempack), &p, &mut rng, "dims1");
+            check(MatView::dims2(13, groups, elempack), &p, &mut rng, "dims2");
+            check(MatView::dims4(5, 3, 4, groups, elempack), &p, &mut rng, "dims4");
+            check(MatView::dims4(5, 3, 4, groups, elempack).with_cstep(64), &p, &mut rng, "dims4 padded");
+        }
+    }
+}
+
+#[test]
+fn every_eps_mode_and_shared_scale() {
+    let mut rng = Rng::new(4);
+    for mode in MODES {
+        for eps in [0.0, 1e-10, 1e-6, 1e-2, 1.0, 100.0] {
+            for shared in [false, true] {
+                for (channels, elempack) in [(3usize, 1), (16, 16), (24, 8), (513, 1)] {
+                    let view = MatView::dims3(11, 3, (channels / elempack) as i32, elempack as i32);
+                    check(view, &params(channels, eps, mode, shared), &mut rng, "modes");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn eps_decides_small_vectors() {
+    // Tiny inputs make eps dominate, where the four modes differ most.
+    let mut rng = Rng::new(5);
+    for mode in MODES {
+        let p = params(8, 1e-2, mode, false);
+        let view = MatView::dims3(4, 4, 8, 1);
+        let layout = view.layout().unwrap();
+        let weights = rng.vec(8, 0.5, 2.0);
+        let mut data = rng.vec(layout.min_len, -1e-3, 1e-3);
+        let expected = l2norm_reference(&data, &view, &p, &weights).unwrap();
+        l2norm_inplace(&mut data, &view, &p, &weights).unwrap();
+        assert_close(&data, &expected, 8, &format!("{mode:?}"));
+    }
+}
+
+#[test]
+fn zero_vectors_stay_zero_with_positive_eps() {
+    for mode in MODES {
+        let view = MatView::dims3(4, 1, 3, 1).with_cstep(4);
+        let mut data = vec![0.0f32; 12];
+        l2norm_inplace(&mut data, &view, &params(3, 1e-10, mode, false), &[20.0; 3]).unwrap();
+        assert!(data.iter().all(|&x| x == 0.0), "{mode:?}: {data:?}");
+    }
+}
+
+#[test]
+fn known_values() {
+    // One position, channels (3, 4): norm 5.
+    let view = MatView::dims1(2, 1);
+    let mut x = [3.0f32, 4.0];
+    l2norm_inplace(&mut x, &view, &params(2, 0.0, EpsMode::Add, false), &[20.0, 10.0]).unwrap();
+    assert_eq!(x, [12.0, 8.0]);
+    let mut x = [3.0f32, 4.0];
+    l2norm_inplace(&mut x, &view, &params(2, 11.0, EpsMode::Caffe, true), &[6.0]).unwrap();
+    assert_eq!(x, [3.0, 4.0]); // sqrt(25 + 11) = 6
+    let mut x = [3.0f32, 4.0];
+    l2norm_inplace(&mut x, &view, &params(2, 10.0, EpsMode::Max, true), &[10.0]).unwrap();
+    assert_eq!(x, [3.0, 4.0]); // max(5, 10) = 10
+    let mut x = [3.0f32, 4.0];
+    l2norm_inplace(&mut x, &view, &params(2, 100.0, EpsMode::TensorFlow, true), &[10.0]).unwrap();
+    assert_eq!(x, [3.0, 4.0]); // sqrt(max(25, 100)) = 10
+}
+
+#[test]
+fn chunks_partition_positions_and_match_whole_run() {
+    let mut rng = Rng::new(6);
+    for (w, h, channels, elempack) in [(150, 150, 64usize, 16), (64, 64, 512, 16), (38, 38, 512, 1), (1000, 1, 8, 8)] {
+        let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32);
+        let p = params(channels, 1e-10, EpsMode::Add, false);
+        let weights = rng.vec(channels, 1.0, 30.0);
+        let forward = Forward::new(&view, &p, &weights).unwrap();
+        let layout = *forward.layout();
+        let original = rng.vec(layout.min_len, -2.0, 2.0);
+        let mut whole = original.clone();
+        l2norm_inplace(&mut whole, &view, &p, &weights).unwrap();
+        for threads in [1, 2, 3, 8, 64] {
+            let n = forward.chunks(threads);
+            assert!(n >= 1 && n <= threads as usize);
+            let mut covered = 0;
+            let mut data = original.clone();
+            for i in 0..n {
+                let r = forward.chunk_positions(i, n);
+                assert_eq!(r.start, covered, "chunks must be contiguous");
+                assert!(r.start % 16 == 0 || r.start == layout.positions);
+                covered = r.end;
+                // SAFETY: `data` holds the whole tensor (min_len floats) and is
+                // borrowed by nothing else; chunks run one after another.
+                let mut t = unsafe { TensorMut::from_raw_positions(data.as_mut_ptr(), layout, r) };
+                forward.run(&mut t);
+            }
+            assert_eq!(covered, layout.positions);
+            assert_eq!(data, whole, "chunked run differs from whole run ({threads} threads)");
+        }
+    }
+}
+
+#[test]
+fn rejects_what_it_cannot_run() {
+    let view = MatView::dims3(4, 4, 8, 1);
+    let p = params(8, 1e-10, EpsMode::Add, false);
+    let mut data = vec![1.0f32; view.layout().unwrap().min_len];
+    assert_eq!(
+        l2norm_inplace(&mut data, &view, &p, &[1.0; 7]),
+        Err(L2NormError::WeightCount { expected: 8, got: 7 })
+    );
+    assert_eq!(
+        l2norm_inplace(&mut data, &MatView::dims3(4, 4, 4, 1), &p, &[1.0; 8]),
+        Err(L2NormError::ChannelMismatch { expected: 8, got: 4 })
+    );
+    assert!(matches!(
+        l2norm_inplace(&mut data[..100], &view, &p, &[1.0; 8]),
+        Err(L2NormError::BufferTooSmall { .. })
+    ));
+    assert_eq!(
+        l2norm_inplace(&mut data, &MatView { dims: 5, ..view }, &p, &[1.0; 8]),
+        Err(L2NormError::UnsupportedDims(5))
+    );
+    assert!(data.iter().all(|&x| x == 1.0), "a refused call must not write");
+}
