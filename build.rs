@@ -328,9 +328,17 @@ fn run_logged(cmd: &mut Command, log_path: &Path, what: &str) -> Result<(), Stri
 
 fn compile_cpp(ncnn: &Ncnn) {
     let mut build = cxx_build::bridge("src/bridge.rs");
+    // Every .cpp directly in cpp/ (the layer and the demo apps, whose mains are
+    // `extern "C"` functions the cargo bins call) goes into the library.
+    let mut sources: Vec<PathBuf> = fs::read_dir("cpp")
+        .expect("cpp/ exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cpp"))
+        .collect();
+    sources.sort();
     build
-        .file("cpp/l2norm_layer.cpp")
-        .file("cpp/l2norm_demo.cpp")
+        .files(&sources)
         .include("cpp/include")
         .include(&ncnn.include_dir)
         .std("c++14")

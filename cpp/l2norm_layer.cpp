@@ -45,12 +45,37 @@ static rust::Slice<const float> weights_of(const ncnn::Mat& scale_data)
     return rust::Slice<const float>((const float*)scale_data.data, (size_t)scale_data.w);
 }
 
+// 0 fp32, 1 fp16, 2 bf16, -1 unknown. A 2-byte element is fp16 or bf16 as
+// the options say; with both on, it is what ncnn's Net would have cast to:
+// fp16 on ARM and RISC-V (their fp16 paths come first), bf16 elsewhere.
+static int storage_of(const ncnn::Mat& m, const ncnn::Option& opt)
+{
+    const size_t elembits = m.elempack > 0 ? m.elemsize * 8 / m.elempack : 0;
+    if (elembits != 16)
+        return 0; // fp32, or a size Rust reports as unsupported
+#if defined(__arm__) || defined(__aarch64__) || defined(__riscv)
+    if (opt.use_fp16_storage)
+        return 1;
+    if (opt.use_bf16_storage)
+        return 2;
+#else
+    if (opt.use_bf16_storage)
+        return 2;
+    if (opt.use_fp16_storage)
+        return 1;
+#endif
+    return -1;
+}
+
 L2Norm::L2Norm()
 {
     one_blob_only = true;
     support_inplace = true;
-    // The kernel reads any elempack directly; no unpack/repack around it.
+    // The kernel reads any elempack and fp32/fp16/bf16 directly, so ncnn
+    // hands over its blobs without unpacking or casting them.
     support_packing = true;
+    support_fp16_storage = true;
+    support_bf16_storage = true;
 
     channels = 0;
     eps = 1e-10f;
@@ -125,6 +150,7 @@ int L2Norm::forward_inplace(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt)
     shape.elempack = bottom_top_blob.elempack;
     shape.elemsize = bottom_top_blob.elemsize;
     shape.cstep = bottom_top_blob.cstep;
+    shape.storage = storage_of(bottom_top_blob, opt);
     if (bottom_top_blob.data == 0)
         shape.dims = 0; // an empty Mat, reported as such
 

@@ -7,6 +7,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::L2NormError;
+use crate::kernel::element::{Element, Storage, BF16, F16};
 use crate::kernel::Forward;
 use crate::layout::{MatView, TensorMut};
 use crate::params::L2NormParams;
@@ -25,6 +26,9 @@ mod ffi {
         elempack: i32,
         elemsize: usize,
         cstep: usize,
+        /// 0 fp32, 1 fp16, 2 bf16 (ncnn tells 16-bit types apart by its
+        /// options, so the layer decides); -1 for 16-bit data neither enables.
+        storage: i32,
     }
 
     /// The layer's values as read from its ParamDict.
@@ -124,10 +128,28 @@ fn check_weights(params: &LayerParams, weights: &[f32]) -> Status {
     status(&guarded(|| params_of(params)?.check_weights(weights)))
 }
 
+fn storage_of(s: &MatShape) -> Result<Storage, L2NormError> {
+    match s.storage {
+        0 => Ok(Storage::F32),
+        1 => Ok(Storage::F16),
+        2 => Ok(Storage::BF16),
+        _ => Err(L2NormError::UnknownStorage),
+    }
+}
+
+/// Checks a forward call for element type `E`.
+fn forward_for<'w, E: Element>(s: &MatShape, p: &LayerParams, weights: &'w [f32]) -> Result<Forward<'w>, L2NormError> {
+    Forward::new::<E>(&view_of(s), &params_of(p)?, weights)
+}
+
 fn plan_forward(shape: &MatShape, params: &LayerParams, weights: &[f32], num_threads: i32) -> ForwardPlan {
     let r = guarded(|| {
-        let params = params_of(params)?;
-        Ok(Forward::new(&view_of(shape), &params, weights)?.chunks(num_threads))
+        let forward = match storage_of(shape)? {
+            Storage::F32 => forward_for::<f32>(shape, params, weights)?,
+            Storage::F16 => forward_for::<F16>(shape, params, weights)?,
+            Storage::BF16 => forward_for::<BF16>(shape, params, weights)?,
+        };
+        Ok(forward.chunks(num_threads))
     });
     ForwardPlan { status: status(&r), chunks: *r.as_ref().unwrap_or(&0) as i32 }
 }
@@ -149,22 +171,40 @@ unsafe fn forward_chunk(
     chunks: i32,
 ) -> i32 {
     let r = guarded(|| {
-        let params = params_of(params)?;
-        let forward = Forward::new(&view_of(shape), &params, weights)?;
-        if data.is_null() || data.align_offset(std::mem::align_of::<f32>()) != 0 {
-            return Err(L2NormError::Internal(format!("Mat data {data:p} is null or misaligned")));
-        }
         if chunk < 0 || chunks < 1 || chunk >= chunks {
             return Err(L2NormError::Internal(format!("chunk {chunk} of {chunks}")));
         }
-        let positions = forward.chunk_positions(chunk as usize, chunks as usize);
-        // SAFETY: by this function's contract `data` points at a Mat of shape
-        // `shape`, whose layout `Forward::new` derived and checked, so every
-        // float of every channel group at these positions is valid; chunks
-        // partition the positions, so no other chunk touches them.
-        let mut t = unsafe { TensorMut::from_raw_positions(data.cast::<f32>(), *forward.layout(), positions) };
-        forward.run(&mut t);
-        Ok(())
+        let (chunk, chunks) = (chunk as usize, chunks as usize);
+        // SAFETY (all three): forwarded from this function's contract.
+        match storage_of(shape)? {
+            Storage::F32 => unsafe { run_chunk::<f32>(shape, data, params, weights, chunk, chunks) },
+            Storage::F16 => unsafe { run_chunk::<F16>(shape, data, params, weights, chunk, chunks) },
+            Storage::BF16 => unsafe { run_chunk::<BF16>(shape, data, params, weights, chunk, chunks) },
+        }
     });
     status(&r).code
+}
+
+/// # Safety
+/// As `forward_chunk`, with `data` holding elements of `E`.
+unsafe fn run_chunk<E: Element>(
+    shape: &MatShape,
+    data: *mut u8,
+    params: &LayerParams,
+    weights: &[f32],
+    chunk: usize,
+    chunks: usize,
+) -> Result<(), L2NormError> {
+    let forward = forward_for::<E>(shape, params, weights)?;
+    if data.is_null() || data.align_offset(std::mem::align_of::<E>()) != 0 {
+        return Err(L2NormError::Internal(format!("Mat data {data:p} is null or misaligned")));
+    }
+    let positions = forward.chunk_positions(chunk, chunks);
+    // SAFETY: by the contract `data` points at a Mat of shape `shape`, whose
+    // layout `Forward::new` derived and checked for this element type, so
+    // every element of every channel group at these positions is valid;
+    // chunks partition the positions, so no other chunk touches them.
+    let mut t = unsafe { TensorMut::from_raw_positions(data.cast::<E>(), *forward.layout(), positions) };
+    forward.run(&mut t);
+    Ok(())
 }

@@ -30,8 +30,10 @@ pub enum L2NormError {
     UnsupportedDims(i32),
     #[error("input has {got} channels but the layer was loaded with {expected}")]
     ChannelMismatch { expected: usize, got: usize },
-    #[error("input has elemsize {elemsize} with elempack {elempack}; supported storage is fp32 (4 bytes per element)")]
-    UnsupportedStorage { elemsize: usize, elempack: i32 },
+    #[error("input has elemsize {elemsize} with elempack {elempack}, which is not {storage:?} storage")]
+    UnsupportedStorage { elemsize: usize, elempack: i32, storage: crate::kernel::element::Storage },
+    #[error("input has 2-byte elements but the options enable neither fp16 nor bf16 storage")]
+    UnknownStorage,
     #[error("input shape is inconsistent: {0}")]
     BadShape(String),
     #[error("input buffer holds {got} elements but its shape needs {needed}")]

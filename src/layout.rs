@@ -20,6 +20,7 @@ use std::marker::PhantomData;
 use std::ops::Range;
 
 use crate::error::L2NormError;
+use crate::kernel::element::{Element, Storage};
 
 /// An ncnn `Mat`'s shape fields, as the C++ layer reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +79,14 @@ impl MatView {
         }
     }
 
-    /// Channels, positions and strides; checks the shape is one L2Norm handles.
-    pub fn layout(&self) -> Result<ChannelLayout, L2NormError> {
+    /// The same view with 2-byte elements (fp16 or bf16 storage).
+    pub fn with_16bit_storage(self) -> Self {
+        MatView { elemsize: 2 * self.elempack.max(1) as usize, ..self }
+    }
+
+    /// Channels, positions and strides, in elements of `storage`; checks the
+    /// shape is one L2Norm handles and that `elemsize` fits the storage.
+    pub fn layout(&self, storage: Storage) -> Result<ChannelLayout, L2NormError> {
         if self.dims == 0 {
             return Err(L2NormError::EmptyInput);
         }
@@ -94,8 +101,8 @@ impl MatView {
             return bad(format!("elempack {}", self.elempack));
         }
         let lanes = self.elempack as usize;
-        if self.elemsize != 4 * lanes {
-            return Err(L2NormError::UnsupportedStorage { elemsize: self.elemsize, elempack: self.elempack });
+        if self.elemsize != storage.bytes() * lanes {
+            return Err(L2NormError::UnsupportedStorage { elemsize: self.elemsize, elempack: self.elempack, storage });
         }
         let (w, h, d, c) = (self.w as usize, self.h as usize, self.d as usize, self.c as usize);
         let (groups, positions, group_stride) = match self.dims {
@@ -110,7 +117,7 @@ impl MatView {
         if group_stride < positions {
             return bad(format!("cstep {} is smaller than w*h*d = {}", self.cstep, positions));
         }
-        // Everything below is in floats; refuse shapes whose extent overflows.
+        // Everything below is in elements; refuse shapes whose extent overflows.
         let overflow = || L2NormError::BadShape(format!("{self:?} overflows the address space"));
         let group_stride = group_stride.checked_mul(lanes).ok_or_else(overflow)?;
         let row_len = positions.checked_mul(lanes).ok_or_else(overflow)?;
@@ -128,15 +135,15 @@ fn aligned_cstep(size: usize, elemsize: usize) -> usize {
     (size * elemsize).div_ceil(16) * 16 / elemsize
 }
 
-/// A checked view of where channels and positions live in a buffer (in floats).
+/// A checked view of where channels and positions live in a buffer (in elements).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelLayout {
     pub groups: usize,
     pub lanes: usize,
     pub positions: usize,
-    /// Floats from one channel group to the next.
+    /// Elements from one channel group to the next.
     pub group_stride: usize,
-    /// Floats the buffer must hold.
+    /// Elements the buffer must hold.
     pub min_len: usize,
 }
 
@@ -151,16 +158,16 @@ impl ChannelLayout {
 /// Rows are handed out one at a time, so no two `&mut` slices alias; the
 /// memory of other positions is never touched, which is what lets ncnn's
 /// OpenMP threads each own a disjoint position range of one `Mat`.
-pub struct TensorMut<'a> {
-    ptr: *mut f32,
+pub struct TensorMut<'a, E: Element = f32> {
+    ptr: *mut E,
     layout: ChannelLayout,
     positions: Range<usize>,
-    _data: PhantomData<&'a mut [f32]>,
+    _data: PhantomData<&'a mut [E]>,
 }
 
-impl<'a> TensorMut<'a> {
+impl<'a, E: Element> TensorMut<'a, E> {
     /// All positions of `data`, which must be at least `layout.min_len` long.
-    pub fn from_slice(data: &'a mut [f32], layout: ChannelLayout) -> Result<Self, L2NormError> {
+    pub fn from_slice(data: &'a mut [E], layout: ChannelLayout) -> Result<Self, L2NormError> {
         if data.len() < layout.min_len {
             return Err(L2NormError::BufferTooSmall { needed: layout.min_len, got: data.len() });
         }
@@ -170,12 +177,12 @@ impl<'a> TensorMut<'a> {
     /// Positions `positions` of the tensor at `ptr`.
     ///
     /// # Safety
-    /// `ptr` must be aligned for f32 and, for every group `g < layout.groups`,
-    /// the floats `g * group_stride + p * lanes + l` for `p` in `positions` and
+    /// `ptr` must be aligned for `E` and, for every group `g < layout.groups`,
+    /// the elements `g * group_stride + p * lanes + l` for `p` in `positions` and
     /// `l < lanes` must be valid for reads and writes for `'a`, with nothing
     /// else reading or writing them meanwhile. `positions` must lie within
     /// `0..layout.positions`.
-    pub unsafe fn from_raw_positions(ptr: *mut f32, layout: ChannelLayout, positions: Range<usize>) -> Self {
+    pub unsafe fn from_raw_positions(ptr: *mut E, layout: ChannelLayout, positions: Range<usize>) -> Self {
         debug_assert!(positions.start <= positions.end && positions.end <= layout.positions);
         TensorMut { ptr, layout, positions, _data: PhantomData }
     }
@@ -188,11 +195,11 @@ impl<'a> TensorMut<'a> {
         self.positions.clone()
     }
 
-    /// Group `g`'s values for positions `p`, `lanes` floats per position.
+    /// Group `g`'s values for positions `p`, `lanes` elements per position.
     ///
     /// Panics if `g` or `p` lie outside this view (a kernel bug, never input-driven).
     #[inline(always)]
-    pub fn row(&mut self, g: usize, p: Range<usize>) -> &mut [f32] {
+    pub fn row(&mut self, g: usize, p: Range<usize>) -> &mut [E] {
         assert!(
             g < self.layout.groups && self.positions.start <= p.start && p.start <= p.end && p.end <= self.positions.end,
             "row {g} {p:?} outside {:?} of {:?}",
@@ -202,7 +209,7 @@ impl<'a> TensorMut<'a> {
         let lanes = self.layout.lanes;
         let offset = g * self.layout.group_stride + p.start * lanes;
         // SAFETY: the constructor's contract (checked length for slices, the
-        // caller's promise for raw parts) makes every float of group `g` at
+        // caller's promise for raw parts) makes every element of group `g` at
         // positions inside `self.positions` valid and ours alone; the assert
         // above keeps the row inside them, and the `&mut self` borrow keeps
         // rows from overlapping each other.
@@ -216,13 +223,13 @@ mod tests {
 
     #[test]
     fn dims_map_to_channels_and_positions() {
-        let l = MatView::dims3(5, 3, 7, 1).layout().unwrap();
+        let l = MatView::dims3(5, 3, 7, 1).layout(Storage::F32).unwrap();
         assert_eq!((l.groups, l.lanes, l.positions, l.group_stride), (7, 1, 15, 16));
-        let l = MatView::dims4(2, 3, 4, 2, 16).layout().unwrap();
+        let l = MatView::dims4(2, 3, 4, 2, 16).layout(Storage::F32).unwrap();
         assert_eq!((l.channels(), l.positions, l.group_stride), (32, 24, 24 * 16));
-        let l = MatView::dims2(9, 6, 4).layout().unwrap();
+        let l = MatView::dims2(9, 6, 4).layout(Storage::F32).unwrap();
         assert_eq!((l.channels(), l.positions, l.group_stride), (24, 9, 36));
-        let l = MatView::dims1(10, 8).layout().unwrap();
+        let l = MatView::dims1(10, 8).layout(Storage::F32).unwrap();
         assert_eq!((l.channels(), l.positions, l.group_stride), (80, 1, 8));
     }
 
@@ -235,25 +242,25 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes() {
-        assert_eq!(MatView { dims: 0, ..MatView::dims3(1, 1, 1, 1) }.layout(), Err(L2NormError::EmptyInput));
-        assert_eq!(MatView::dims3(0, 4, 4, 1).layout(), Err(L2NormError::EmptyInput));
-        assert_eq!(MatView { dims: 5, ..MatView::dims3(1, 1, 1, 1) }.layout(), Err(L2NormError::UnsupportedDims(5)));
-        assert!(matches!(MatView::dims3(4, 4, 2, 1).with_cstep(8).layout(), Err(L2NormError::BadShape(_))));
-        assert!(matches!(MatView::dims3(-1, 4, 2, 1).layout(), Err(L2NormError::BadShape(_))));
+        assert_eq!(MatView { dims: 0, ..MatView::dims3(1, 1, 1, 1) }.layout(Storage::F32), Err(L2NormError::EmptyInput));
+        assert_eq!(MatView::dims3(0, 4, 4, 1).layout(Storage::F32), Err(L2NormError::EmptyInput));
+        assert_eq!(MatView { dims: 5, ..MatView::dims3(1, 1, 1, 1) }.layout(Storage::F32), Err(L2NormError::UnsupportedDims(5)));
+        assert!(matches!(MatView::dims3(4, 4, 2, 1).with_cstep(8).layout(Storage::F32), Err(L2NormError::BadShape(_))));
+        assert!(matches!(MatView::dims3(-1, 4, 2, 1).layout(Storage::F32), Err(L2NormError::BadShape(_))));
         assert!(matches!(
-            MatView { elemsize: 2, ..MatView::dims3(4, 4, 2, 1) }.layout(),
+            MatView { elemsize: 2, ..MatView::dims3(4, 4, 2, 1) }.layout(Storage::F32),
             Err(L2NormError::UnsupportedStorage { .. })
         ));
         assert!(matches!(
-            MatView::dims3(i32::MAX, i32::MAX, i32::MAX, 16).layout(),
+            MatView::dims3(i32::MAX, i32::MAX, i32::MAX, 16).layout(Storage::F32),
             Err(L2NormError::BadShape(_))
         ));
     }
 
     #[test]
     fn short_buffer_is_refused() {
-        let l = MatView::dims3(3, 3, 2, 1).layout().unwrap();
-        let mut data = vec![0.0; l.min_len - 1];
+        let l = MatView::dims3(3, 3, 2, 1).layout(Storage::F32).unwrap();
+        let mut data = vec![0.0f32; l.min_len - 1];
         assert!(matches!(TensorMut::from_slice(&mut data, l), Err(L2NormError::BufferTooSmall { .. })));
     }
 }

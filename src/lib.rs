@@ -28,7 +28,8 @@ mod params;
 
 pub use c_api::{register_on_c_net, NcnnNet};
 pub use error::L2NormError;
+pub use kernel::element::{Element, Storage, BF16, F16};
 pub use kernel::reference::l2norm_reference;
-pub use kernel::{l2norm_inplace, Forward};
+pub use kernel::{l2norm_inplace, Forward, Isa};
 pub use layout::{ChannelLayout, MatView, TensorMut};
 pub use params::{EpsMode, L2NormParams, DEFAULT_EPS, MAX_CHANNELS};

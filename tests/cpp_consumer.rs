@@ -94,6 +94,16 @@ fn demo_source_builds_standalone() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("cannot load"));
 }
 
+#[test]
+fn fp16_bf16_and_packed_blobs_as_ncnn_layer_tests_pass_them() {
+    let exe = build("tests/cpp/layer_storage.cpp");
+    let out = run(&exe, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("storage ok"));
+    assert_eq!(stdout.lines().filter(|l| l.ends_with("of tolerance ok")).count(), 4 * 4 * 3 * 2, "{stdout}");
+}
+
 /// Each case: the ncnn return code, and what the layer's one log line must
 /// say (None: the layer logs nothing).
 const CASES: &[(&str, i32, Option<&str>)] = &[
@@ -111,7 +121,8 @@ const CASES: &[(&str, i32, Option<&str>)] = &[
     ("channel_mismatch", -1, Some("input has 8 channels but the layer was loaded with 16")),
     ("empty_input", -100, Some("input is empty")),
     ("unsupported_dims", -1, Some("dims=5")),
-    ("fp16_storage", -1, Some("elemsize 2")),
+    ("16bit_without_storage_option", -1, Some("neither fp16 nor bf16")),
+    ("3_byte_elements", -1, Some("elemsize 3")),
     ("empty_type_name", -1, Some("non-empty type name")),
     ("good_input", 0, None),
 ];

@@ -3,8 +3,11 @@
 
 mod common;
 
-use common::{assert_close, Rng};
-use ncnn_l2norm::{l2norm_inplace, l2norm_reference, EpsMode, Forward, L2NormError, L2NormParams, MatView, TensorMut};
+use common::{assert_close_as, Rng};
+use ncnn_l2norm::{
+    l2norm_inplace, l2norm_reference, Element, EpsMode, Forward, Isa, L2NormError, L2NormParams, MatView, Storage,
+    TensorMut, BF16, F16,
+};
 
 const MODES: [EpsMode; 4] = [EpsMode::Add, EpsMode::Caffe, EpsMode::Max, EpsMode::TensorFlow];
 
@@ -12,15 +15,33 @@ fn params(channels: usize, eps: f32, mode: EpsMode, shared: bool) -> L2NormParam
     L2NormParams::from_raw(channels as i64, eps, mode.to_param(), shared as i32, &[]).unwrap()
 }
 
-/// Fills a buffer for `view` (padding included, so we can check it is untouched),
-/// runs the kernel and the reference, and compares every element.
+/// Fills a buffer for `view` (padding included, so we can check it is
+/// untouched), then for every instruction set this CPU has and every storage
+/// type runs the kernel and compares every element with the reference.
 fn check(view: MatView, p: &L2NormParams, rng: &mut Rng, what: &str) {
-    let layout = view.layout().unwrap();
+    let f32_len = view.layout(Storage::F32).unwrap().min_len + 7;
     let weights = rng.vec(p.weight_count(), -30.0, 30.0);
-    let mut data = rng.vec(layout.min_len + 7, -4.0, 4.0);
-    let expected = l2norm_reference(&data, &view, p, &weights).unwrap();
-    l2norm_inplace(&mut data, &view, p, &weights).unwrap();
-    assert_close(&data, &expected, p.channels, &format!("{what} {view:?} {p:?}"));
+    let data = rng.vec(f32_len, -4.0, 4.0);
+    check_as::<f32>(view, p, &weights, &data, what);
+    let view16 = view.with_16bit_storage();
+    check_as::<F16>(view16, p, &weights, &data, what);
+    check_as::<BF16>(view16, p, &weights, &data, what);
+}
+
+fn check_as<E: Element>(view: MatView, p: &L2NormParams, weights: &[f32], values: &[f32], what: &str) {
+    let data: Vec<E> = values.iter().map(|&x| E::from_f32(x)).collect();
+    let expected = l2norm_reference(&data, &view, p, weights).unwrap();
+    let forward = Forward::new::<E>(&view, p, weights).unwrap();
+    for isa in Isa::available() {
+        let mut got = data.clone();
+        let mut t = TensorMut::from_slice(&mut got, *forward.layout()).unwrap();
+        forward.run_on(isa, &mut t);
+        assert_close_as(&got, &expected, p.channels, &format!("{what} {isa:?} {:?} {view:?} {p:?}", E::STORAGE));
+    }
+    // The public entry point, on the selected path.
+    let mut got = data.clone();
+    l2norm_inplace(&mut got, &view, p, weights).unwrap();
+    assert_close_as(&got, &expected, p.channels, &format!("{what} selected {:?}", E::STORAGE));
 }
 
 #[test]
@@ -88,12 +109,10 @@ fn eps_decides_small_vectors() {
     for mode in MODES {
         let p = params(8, 1e-2, mode, false);
         let view = MatView::dims3(4, 4, 8, 1);
-        let layout = view.layout().unwrap();
+        let layout = view.layout(Storage::F32).unwrap();
         let weights = rng.vec(8, 0.5, 2.0);
-        let mut data = rng.vec(layout.min_len, -1e-3, 1e-3);
-        let expected = l2norm_reference(&data, &view, &p, &weights).unwrap();
-        l2norm_inplace(&mut data, &view, &p, &weights).unwrap();
-        assert_close(&data, &expected, 8, &format!("{mode:?}"));
+        let data = rng.vec(layout.min_len, -1e-3, 1e-3);
+        check_as::<f32>(view, &p, &weights, &data, &format!("{mode:?}"));
     }
 }
 
@@ -132,7 +151,7 @@ fn chunks_partition_positions_and_match_whole_run() {
         let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32);
         let p = params(channels, 1e-10, EpsMode::Add, false);
         let weights = rng.vec(channels, 1.0, 30.0);
-        let forward = Forward::new(&view, &p, &weights).unwrap();
+        let forward = Forward::new::<f32>(&view, &p, &weights).unwrap();
         let layout = *forward.layout();
         let original = rng.vec(layout.min_len, -2.0, 2.0);
         let mut whole = original.clone();
@@ -162,7 +181,7 @@ fn chunks_partition_positions_and_match_whole_run() {
 fn rejects_what_it_cannot_run() {
     let view = MatView::dims3(4, 4, 8, 1);
     let p = params(8, 1e-10, EpsMode::Add, false);
-    let mut data = vec![1.0f32; view.layout().unwrap().min_len];
+    let mut data = vec![1.0f32; view.layout(Storage::F32).unwrap().min_len];
     assert_eq!(
         l2norm_inplace(&mut data, &view, &p, &[1.0; 7]),
         Err(L2NormError::WeightCount { expected: 8, got: 7 })
@@ -180,4 +199,26 @@ fn rejects_what_it_cannot_run() {
         Err(L2NormError::UnsupportedDims(5))
     );
     assert!(data.iter().all(|&x| x == 1.0), "a refused call must not write");
+    // 16-bit data with an fp32 view (or the reverse) is refused, not misread.
+    let mut halves = vec![F16::from_f32(1.0); 256];
+    assert!(matches!(
+        l2norm_inplace(&mut halves, &view, &p, &[1.0; 8]),
+        Err(L2NormError::UnsupportedStorage { .. })
+    ));
+    assert!(matches!(
+        l2norm_inplace(&mut data, &view.with_16bit_storage(), &p, &[1.0; 8]),
+        Err(L2NormError::UnsupportedStorage { .. })
+    ));
+}
+
+#[test]
+fn this_machine_runs_its_best_path() {
+    // The CI machines have AVX-512; make sure the fast path is not silently lost.
+    let available = Isa::available();
+    assert_eq!(available[0], Isa::Scalar);
+    #[cfg(target_arch = "x86_64")]
+    assert!(available.contains(&Isa::Sse2));
+    if std::env::var("NCNN_L2NORM_ISA").is_err() {
+        assert_eq!(Isa::selected(), *available.last().unwrap());
+    }
 }

@@ -1,20 +1,29 @@
-//! The L2Norm kernel: checks, work splitting, and the computation itself.
+//! The L2Norm kernel: checks, work splitting, instruction-set dispatch.
 //!
 //! * [`reference`]: the f64 oracle.
-//! * `scalar`: the portable one-pass fp32 kernel.
+//! * `tiled`: the one-pass algorithm every path shares.
+//! * `portable`: plain loops the compiler vectorises (any target).
+//! * `x86`: AVX-512F, AVX2+FMA+F16C and SSE2 row loops.
+//! * [`element`]: fp32 / fp16 / bf16 storage.
 //!
 //! [`Forward`] is what both the safe slice API and the C++ layer go through:
 //! it checks a `Mat` description against the layer's parameters and weights
 //! once, then runs any position range of it.
 
+pub mod element;
+mod portable;
 pub mod reference;
-mod scalar;
+mod tiled;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use crate::error::L2NormError;
 use crate::layout::{ChannelLayout, MatView, TensorMut};
-use crate::params::L2NormParams;
+use crate::params::{EpsMode, L2NormParams};
+use element::Element;
 
 /// The per-channel multiplier after normalisation.
 #[derive(Debug, Clone, Copy)]
@@ -23,9 +32,92 @@ pub(crate) enum Scale<'w> {
     PerChannel(&'w [f32]),
 }
 
+impl Scale<'_> {
+    #[inline(always)]
+    pub(crate) fn weight(&self, channel: usize) -> f32 {
+        match *self {
+            Scale::Shared(w) => w,
+            Scale::PerChannel(ws) => ws[channel],
+        }
+    }
+
+    /// Group `g`'s weights repeated to 16 (lanes divides 16).
+    #[inline(always)]
+    pub(crate) fn weights16(&self, g: usize, lanes: usize) -> [f32; 16] {
+        let mut w = [0.0; 16];
+        for (i, w) in w.iter_mut().enumerate() {
+            *w = self.weight(g * lanes + i % lanes);
+        }
+        w
+    }
+}
+
+/// The code paths the kernel can take. `Scalar` is the portable path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    Scalar,
+    Sse2,
+    Avx2,
+    Avx512,
+}
+
+impl Isa {
+    /// Every path this CPU can run, slowest first.
+    pub fn available() -> Vec<Isa> {
+        let mut v = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if x86::Sse2::new().is_some() {
+                v.push(Isa::Sse2);
+            }
+            if x86::Avx2::new().is_some() {
+                v.push(Isa::Avx2);
+            }
+            if x86::Avx512::new().is_some() {
+                v.push(Isa::Avx512);
+            }
+        }
+        v
+    }
+
+    /// The path the layer uses: the best this CPU has, or the one named by
+    /// `NCNN_L2NORM_ISA` (`scalar`, `sse2`, `avx2`, `avx512`; capped at what the
+    /// CPU has). Decided once per process.
+    pub fn selected() -> Isa {
+        static SELECTED: OnceLock<Isa> = OnceLock::new();
+        *SELECTED.get_or_init(|| {
+            let best = *Isa::available().last().unwrap_or(&Isa::Scalar);
+            let wanted = std::env::var("NCNN_L2NORM_ISA").ok().and_then(|v| Isa::from_name(&v));
+            wanted.map_or(best, |w| w.min(best))
+        })
+    }
+
+    pub fn from_name(name: &str) -> Option<Isa> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "scalar" | "portable" => Some(Isa::Scalar),
+            "sse2" => Some(Isa::Sse2),
+            "avx2" => Some(Isa::Avx2),
+            "avx512" | "avx512f" => Some(Isa::Avx512),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Sse2 => "sse2",
+            Isa::Avx2 => "avx2+fma+f16c",
+            Isa::Avx512 => "avx512f",
+        }
+    }
+}
+
 /// Bytes of tensor below which a further thread costs more (waking it,
 /// sharing the work) than it saves.
 const MIN_BYTES_PER_CHUNK: usize = 256 * 1024;
+
+/// Bytes of one tile across all channels: kept within L2 so pass 2 finds it.
+const TILE_BYTES: usize = 128 * 1024;
 
 /// A checked forward call: input shape, parameters and weights agree.
 #[derive(Debug, Clone, Copy)]
@@ -33,17 +125,19 @@ pub struct Forward<'w> {
     layout: ChannelLayout,
     params: L2NormParams,
     scale: Scale<'w>,
+    elem_bytes: usize,
 }
 
 impl<'w> Forward<'w> {
-    pub fn new(view: &MatView, params: &L2NormParams, weights: &'w [f32]) -> Result<Self, L2NormError> {
+    /// Checks a `Mat` of element type `E` (f32, [`element::F16`], [`element::BF16`]).
+    pub fn new<E: Element>(view: &MatView, params: &L2NormParams, weights: &'w [f32]) -> Result<Self, L2NormError> {
         params.check_weights(weights)?;
-        let layout = view.layout()?;
+        let layout = view.layout(E::STORAGE)?;
         if layout.channels() != params.channels {
             return Err(L2NormError::ChannelMismatch { expected: params.channels, got: layout.channels() });
         }
         let scale = if params.channel_shared { Scale::Shared(weights[0]) } else { Scale::PerChannel(weights) };
-        Ok(Forward { layout, params: *params, scale })
+        Ok(Forward { layout, params: *params, scale, elem_bytes: E::STORAGE.bytes() })
     }
 
     pub fn layout(&self) -> &ChannelLayout {
@@ -52,7 +146,7 @@ impl<'w> Forward<'w> {
 
     /// How many chunks to split the positions into for `num_threads` threads.
     pub fn chunks(&self, num_threads: i32) -> usize {
-        let bytes = self.layout.channels() * self.layout.positions * 4;
+        let bytes = self.layout.channels() * self.layout.positions * self.elem_bytes;
         let by_size = (bytes / MIN_BYTES_PER_CHUNK).min(self.layout.positions / 16);
         (num_threads.max(1) as usize).min(by_size).max(1)
     }
@@ -65,49 +159,113 @@ impl<'w> Forward<'w> {
         boundary(i)..boundary(i + 1)
     }
 
-    /// Normalises the positions `t` covers.
-    pub fn run(&self, t: &mut TensorMut<'_>) {
+    /// Normalises the positions `t` covers, on the selected instruction set.
+    pub fn run<E: Element>(&self, t: &mut TensorMut<'_, E>) {
+        self.run_on(Isa::selected(), t)
+    }
+
+    /// Normalises the positions `t` covers on `isa` (the portable path when
+    /// this CPU lacks it). Tests use it to check every path.
+    pub fn run_on<E: Element>(&self, isa: Isa, t: &mut TensorMut<'_, E>) {
         debug_assert_eq!(*t.layout(), self.layout);
-        scalar::normalize(t, self.scale, self.params.eps, self.params.eps_mode);
+        let (scale, eps, mode) = (self.scale, self.params.eps, self.params.eps_mode);
+        let lanes = self.layout.lanes;
+        let tile = tiled::tile_positions(self.layout.channels(), lanes, self.elem_bytes, TILE_BYTES);
+        if 16 % lanes != 0 {
+            return portable::normalize_any_lanes(t, scale, eps, mode, tile);
+        }
+        #[cfg(target_arch = "x86_64")]
+        match isa {
+            // SAFETY (all three): the token exists only on a CPU with these features.
+            Isa::Avx512 => {
+                if let Some(token) = x86::Avx512::new() {
+                    return unsafe { x86_avx512(token, t, scale, eps, mode, tile) };
+                }
+            }
+            Isa::Avx2 => {
+                if let Some(token) = x86::Avx2::new() {
+                    return unsafe { x86_avx2(token, t, scale, eps, mode, tile) };
+                }
+            }
+            Isa::Sse2 => {
+                if let Some(token) = x86::Sse2::new() {
+                    return unsafe { x86_sse2(token, t, scale, eps, mode, tile) };
+                }
+            }
+            Isa::Scalar => {}
+        }
+        let _ = isa;
+        tiled::normalize(portable::Portable, t, scale, eps, mode, tile)
     }
 }
 
-/// Positions per tile: the tile's slice of all channels (channels * tile * 4
-/// bytes) stays near 128 KiB, well inside L2, so pass 2 finds it in cache.
-fn tile_positions(layout: &ChannelLayout) -> usize {
-    const TILE_BYTES: usize = 128 * 1024;
-    let by_cache = TILE_BYTES / 4 / layout.channels().max(1);
-    let by_buffer = scalar::MAX_TILE_FLOATS / layout.lanes;
-    // Whole multiples of 16 positions keep tiles on cache-line boundaries.
-    let tile = by_cache.min(by_buffer);
-    if tile >= 16 {
-        tile & !15
-    } else {
-        tile.max(1)
-    }
+/// Monomorphises an x86 entry point for whichever element type `E` is.
+#[cfg(target_arch = "x86_64")]
+macro_rules! x86_entry {
+    ($name:ident, $token:ty, $entry:path) => {
+        /// # Safety
+        /// `token` proves the CPU features; see the entry point.
+        unsafe fn $name<E: Element>(
+            token: $token,
+            t: &mut TensorMut<'_, E>,
+            scale: Scale<'_>,
+            eps: f32,
+            mode: EpsMode,
+            tile: usize,
+        ) {
+            use element::Storage;
+            // The element type is one of three; reinterpret the tensor as it.
+            match E::STORAGE {
+                // SAFETY: E::STORAGE names E exactly (Element is sealed), so
+                // these casts change the type to itself.
+                Storage::F32 => unsafe { $entry(token, cast_tensor::<E, f32>(t), scale, eps, mode, tile) },
+                Storage::F16 => unsafe { $entry(token, cast_tensor::<E, element::F16>(t), scale, eps, mode, tile) },
+                Storage::BF16 => unsafe { $entry(token, cast_tensor::<E, element::BF16>(t), scale, eps, mode, tile) },
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+x86_entry!(x86_avx512, x86::Avx512, x86::normalize_avx512);
+#[cfg(target_arch = "x86_64")]
+x86_entry!(x86_avx2, x86::Avx2, x86::normalize_avx2);
+#[cfg(target_arch = "x86_64")]
+x86_entry!(x86_sse2, x86::Sse2, x86::normalize_sse2);
+
+/// Views a tensor of `A` as one of `B`.
+///
+/// # Safety
+/// `A` and `B` must be the same type.
+#[cfg(target_arch = "x86_64")]
+unsafe fn cast_tensor<'t, 'a, A: Element, B: Element>(t: &'t mut TensorMut<'a, A>) -> &'t mut TensorMut<'a, B> {
+    debug_assert_eq!(std::any::TypeId::of::<A>(), std::any::TypeId::of::<B>());
+    // SAFETY: A and B are the same type by the caller's promise.
+    unsafe { &mut *(t as *mut TensorMut<'a, A>).cast::<TensorMut<'a, B>>() }
 }
 
 /// Normalises, in place, the tensor `view` describes inside `data`.
 ///
-/// `data` holds the `Mat`'s buffer as floats (padding between channel groups
-/// included and left untouched). Runs on the calling thread.
+/// `data` holds the `Mat`'s buffer as elements of `E` (f32, or
+/// [`element::F16`] / [`element::BF16`] for 16-bit storage; padding between
+/// channel groups included and left untouched). Runs on the calling thread.
 ///
 /// ```
 /// use ncnn_l2norm::{l2norm_inplace, L2NormParams, MatView};
 /// // 2 channels, 3 positions (a 1 x 3 image), no channel padding.
 /// let view = MatView::dims3(3, 1, 2, 1).with_cstep(3);
-/// let mut x = [3.0, 0.0, 1.0, 4.0, 0.0, 0.0];
+/// let mut x = [3.0f32, 0.0, 1.0, 4.0, 0.0, 0.0];
 /// l2norm_inplace(&mut x, &view, &L2NormParams::new(2).unwrap(), &[20.0, 20.0]).unwrap();
 /// assert!((x[0] - 12.0).abs() < 1e-5 && (x[3] - 16.0).abs() < 1e-5);
 /// assert_eq!(x[1], 0.0);
 /// ```
-pub fn l2norm_inplace(
-    data: &mut [f32],
+pub fn l2norm_inplace<E: Element>(
+    data: &mut [E],
     view: &MatView,
     params: &L2NormParams,
     weights: &[f32],
 ) -> Result<(), L2NormError> {
-    let forward = Forward::new(view, params, weights)?;
+    let forward = Forward::new::<E>(view, params, weights)?;
     let mut t = TensorMut::from_slice(data, forward.layout)?;
     forward.run(&mut t);
     Ok(())

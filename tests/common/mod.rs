@@ -6,7 +6,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CString};
 
-use ncnn_l2norm::{register_on_c_net, NcnnNet};
+use ncnn_l2norm::{register_on_c_net, Element, NcnnNet, Storage};
 
 type NcnnMat = *mut c_void;
 type NcnnOption = *mut c_void;
@@ -275,6 +275,36 @@ pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
 /// results that underflow. A wrong channel, lane or weight is off by far more.
 pub fn fp32_tolerance(channels: usize, expected: f32) -> f32 {
     (channels as f32 + 8.0) * f32::EPSILON / 2.0 * expected.abs() + f32::MIN_POSITIVE
+}
+
+/// Tolerance for a result stored as `E`, relative to the expected value.
+///
+/// fp32: [`fp32_tolerance`]. fp16 / bf16: the kernel's f32 result is within
+/// the fp32 tolerance of the exact value and is rounded once to `E`, as is the
+/// reference's, so the two are at most one `E` ulp apart: `2^-10·|x|` for fp16
+/// (10 mantissa bits; `2^-24` absolute in its subnormal range), `2^-7·|x|` for
+/// bf16 (7 mantissa bits).
+pub fn tolerance<E: Element>(channels: usize, expected: f32) -> f32 {
+    let fp32 = fp32_tolerance(channels, expected);
+    match E::STORAGE {
+        Storage::F32 => fp32,
+        Storage::F16 => fp32 + (expected.abs() * 2f32.powi(-10)).max(2f32.powi(-24)),
+        Storage::BF16 => fp32 + expected.abs() * 2f32.powi(-7),
+    }
+}
+
+/// Asserts `got` matches `expected` element by element within [`tolerance`].
+pub fn assert_close_as<E: Element>(got: &[E], expected: &[E], channels: usize, what: &str) {
+    assert_eq!(got.len(), expected.len(), "{what}: lengths differ");
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        let (g, e) = (g.to_f32(), e.to_f32());
+        let tol = tolerance::<E>(channels, e);
+        assert!(
+            (g - e).abs() <= tol || (g.is_nan() && e.is_nan()),
+            "{what}: element {i}: got {g}, expected {e} (|diff| {} > tolerance {tol})",
+            (g - e).abs()
+        );
+    }
 }
 
 /// Asserts `got` matches `expected` element by element within `fp32_tolerance`.

@@ -67,12 +67,14 @@ static void make_layer(ncnn_l2norm::L2Norm& layer)
     layer.load_model(ncnn::ModelBinFromMatArray(weights));
 }
 
-static void forward_case(const char* name, ncnn::Mat m)
+static void forward_case(const char* name, ncnn::Mat m, bool fp16 = false, bool bf16 = false)
 {
     ncnn_l2norm::L2Norm layer;
     make_layer(layer);
     ncnn::Option opt;
     opt.num_threads = 2;
+    opt.use_fp16_storage = fp16;
+    opt.use_bf16_storage = bf16;
     begin(name);
     report(name, layer.forward_inplace(m, opt));
 }
@@ -127,7 +129,8 @@ int main()
         m.dims = 5; // no ncnn Mat has this; the layer must refuse it
         forward_case("unsupported_dims", m);
     }
-    forward_case("fp16_storage", ncnn::Mat(5, 5, 16, (size_t)2u));
+    forward_case("16bit_without_storage_option", ncnn::Mat(5, 5, 16, (size_t)2u));
+    forward_case("3_byte_elements", ncnn::Mat(5, 5, 16, (size_t)3u));
 
     {
         begin("empty_type_name");
