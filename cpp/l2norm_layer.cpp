@@ -213,6 +213,12 @@ int register_l2norm(ncnn::Net& net, const char* type)
     return net.register_custom_layer(interned_type_name(type), l2norm_layer_creator, l2norm_layer_destroyer);
 }
 
+std::string kernel_isa()
+{
+    const rust::Str isa = bridge::kernel_isa();
+    return std::string(isa.data(), isa.size());
+}
+
 } // namespace ncnn_l2norm
 
 extern "C" int ncnn_l2norm_register(ncnn_net_t net, const char* type)

@@ -69,6 +69,7 @@ mod ffi {
 
     // ---- Rust items exposed to C++ ----
     extern "Rust" {
+        fn kernel_isa() -> &'static str;
         fn check_params(params: &LayerParams) -> ParamsCheck;
         fn check_weights(params: &LayerParams, weights: &[f32]) -> Status;
         fn plan_forward(shape: &MatShape, params: &LayerParams, weights: &[f32], num_threads: i32) -> ForwardPlan;
@@ -113,6 +114,11 @@ fn view_of(s: &MatShape) -> MatView {
         elemsize: s.elemsize,
         cstep: s.cstep,
     }
+}
+
+/// The instruction set the kernel runs on (see `Isa::selected`).
+fn kernel_isa() -> &'static str {
+    crate::kernel::Isa::selected().name()
 }
 
 fn check_params(params: &LayerParams) -> ParamsCheck {

@@ -195,6 +195,12 @@ impl<'a, E: Element> TensorMut<'a, E> {
         self.positions.clone()
     }
 
+    /// The same tensor restricted to positions `p` (within this view's).
+    pub fn sub_positions(&mut self, p: Range<usize>) -> TensorMut<'_, E> {
+        assert!(self.positions.start <= p.start && p.start <= p.end && p.end <= self.positions.end);
+        TensorMut { ptr: self.ptr, layout: self.layout, positions: p, _data: PhantomData }
+    }
+
     /// Group `g`'s values for positions `p`, `lanes` elements per position.
     ///
     /// Panics if `g` or `p` lie outside this view (a kernel bug, never input-driven).

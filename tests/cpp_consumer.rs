@@ -2,53 +2,15 @@
 //! static library, their libncnn, the flags build.rs derived from it), run and
 //! checked: a consumer app, and the layer's error handling called directly.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// `target/<profile>/`, where cargo puts `libncnn_l2norm.a`.
-fn target_profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
+use common::cpp::build_program;
 
-/// The static library of this build. `cargo build` copies it to
-/// `target/<profile>/libncnn_l2norm.a`; under `cargo test` it stays in `deps/`
-/// with a hash in its name, so take the newest there.
-fn staticlib() -> PathBuf {
-    let deps = target_profile_dir().join("deps");
-    std::fs::read_dir(&deps)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("libncnn_l2norm-") && name.ends_with(".a")
-        })
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .unwrap_or_else(|| panic!("no libncnn_l2norm-*.a in {}", deps.display()))
-}
-
-/// `c++ SRC $NCNN_L2NORM_CXXFLAGS libncnn_l2norm.a $NCNN_L2NORM_LIBS -o OUT`, as in README.
 fn build(src: &str) -> PathBuf {
-    let dir = target_profile_dir();
-    let staticlib = staticlib();
-    let out = dir.join(format!("cpp-test-{}", Path::new(src).file_stem().unwrap().to_str().unwrap()));
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    let mut cmd = Command::new(&cxx);
-    cmd.arg("-O1")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(src))
-        .args(env!("NCNN_L2NORM_CXXFLAGS").split_whitespace())
-        .arg(&staticlib)
-        .args(env!("NCNN_L2NORM_LIBS").split_whitespace())
-        .arg("-o")
-        .arg(&out);
-    let result = cmd.output().expect("run the C++ compiler");
-    assert!(
-        result.status.success(),
-        "{cmd:?} failed:\n{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    out
+    build_program(src, &["-O1"])
 }
 
 fn run(exe: &Path, args: &[&str]) -> Output {
@@ -69,20 +31,7 @@ fn cpp_app_links_registers_and_runs() {
 #[test]
 fn demo_source_builds_standalone() {
     // The demo is also a plain C++ program for people who copy it.
-    let staticlib = staticlib();
-    let out = target_profile_dir().join("cpp-test-demo-standalone");
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    let status = Command::new(cxx)
-        .args(["-O1", "-DL2NORM_DEMO_STANDALONE"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/cpp/l2norm_demo.cpp"))
-        .args(env!("NCNN_L2NORM_CXXFLAGS").split_whitespace())
-        .arg(&staticlib)
-        .args(env!("NCNN_L2NORM_LIBS").split_whitespace())
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let out = build_program("cpp/l2norm_demo.cpp", &["-O1", "-DL2NORM_DEMO_STANDALONE"]);
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/ncnn-models");
     let r = run(&out, &["--models", models, "--runs", "3"]);
     let stdout = String::from_utf8_lossy(&r.stdout);

@@ -48,7 +48,8 @@ fn check_as<E: Element>(view: MatView, p: &L2NormParams, weights: &[f32], values
 fn dims3_awkward_channels_all_packings() {
     let mut rng = Rng::new(1);
     for channels in [1usize, 3, 5, 16, 17, 512, 513] {
-        for elempack in [1, 4, 8, 16] {
+        // ncnn packs by 1, 4, 8 and 16; 2 checks the kernel's other divisor of 16.
+        for elempack in [1, 2, 4, 8, 16] {
             if channels % elempack != 0 {
                 continue;
             }
@@ -75,7 +76,7 @@ fn padded_cstep() {
 #[test]
 fn dims_1_2_4() {
     let mut rng = Rng::new(3);
-    for elempack in [1, 4, 8, 16] {
+    for elempack in [1, 2, 4, 8, 16, 3] {
         for groups in [1, 2, 3, 5] {
             let c = groups * elempack;
             let p = params(c as usize, 1e-10, EpsMode::Add, false);

@@ -179,17 +179,17 @@ impl<'w> Forward<'w> {
             // SAFETY (all three): the token exists only on a CPU with these features.
             Isa::Avx512 => {
                 if let Some(token) = x86::Avx512::new() {
-                    return unsafe { x86_avx512(token, t, scale, eps, mode, tile) };
+                    return unsafe { x86_avx512(token, t, scale, eps, mode) };
                 }
             }
             Isa::Avx2 => {
                 if let Some(token) = x86::Avx2::new() {
-                    return unsafe { x86_avx2(token, t, scale, eps, mode, tile) };
+                    return unsafe { x86_avx2(token, t, scale, eps, mode) };
                 }
             }
             Isa::Sse2 => {
                 if let Some(token) = x86::Sse2::new() {
-                    return unsafe { x86_sse2(token, t, scale, eps, mode, tile) };
+                    return unsafe { x86_sse2(token, t, scale, eps, mode) };
                 }
             }
             Isa::Scalar => {}
@@ -211,16 +211,15 @@ macro_rules! x86_entry {
             scale: Scale<'_>,
             eps: f32,
             mode: EpsMode,
-            tile: usize,
         ) {
             use element::Storage;
             // The element type is one of three; reinterpret the tensor as it.
             match E::STORAGE {
                 // SAFETY: E::STORAGE names E exactly (Element is sealed), so
                 // these casts change the type to itself.
-                Storage::F32 => unsafe { $entry(token, cast_tensor::<E, f32>(t), scale, eps, mode, tile) },
-                Storage::F16 => unsafe { $entry(token, cast_tensor::<E, element::F16>(t), scale, eps, mode, tile) },
-                Storage::BF16 => unsafe { $entry(token, cast_tensor::<E, element::BF16>(t), scale, eps, mode, tile) },
+                Storage::F32 => unsafe { $entry(token, cast_tensor::<E, f32>(t), scale, eps, mode) },
+                Storage::F16 => unsafe { $entry(token, cast_tensor::<E, element::F16>(t), scale, eps, mode) },
+                Storage::BF16 => unsafe { $entry(token, cast_tensor::<E, element::BF16>(t), scale, eps, mode) },
             }
         }
     };

@@ -85,7 +85,7 @@ pub(crate) fn normalize<E: Element, K: RowKernel<E>>(
 /// Replaces each sum of squares by `1 / denominator`: one simple loop per
 /// mode, so each vectorises (sqrt and division are exact in every width).
 #[inline(always)]
-fn invert_norms(ss: &mut [f32], eps: f32, eps_mode: EpsMode) {
+pub(crate) fn invert_norms(ss: &mut [f32], eps: f32, eps_mode: EpsMode) {
     match eps_mode {
         EpsMode::Add => ss.iter_mut().for_each(|s| *s = 1.0 / (s.sqrt() + eps)),
         EpsMode::Caffe => ss.iter_mut().for_each(|s| *s = 1.0 / (*s + eps).sqrt()),
@@ -101,9 +101,12 @@ pub(crate) fn tile_positions(channels: usize, lanes: usize, elem_bytes: usize, t
     let by_cache = tile_bytes / elem_bytes / channels.max(1);
     let by_buffer = MAX_TILE_FLOATS / lanes;
     let tile = by_cache.min(by_buffer);
+    // Rows of a tile must span whole multiples of 16 elements (the weight
+    // pattern's period) when lanes divides 16.
+    let step = if 16 % lanes == 0 { 16 / lanes } else { 1 };
     if tile >= 16 {
         tile & !15
     } else {
-        tile.max(1)
+        (tile - tile % step).max(step)
     }
 }

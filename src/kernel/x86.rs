@@ -1,16 +1,15 @@
 //! x86-64 kernels: AVX-512F, AVX2 + FMA (+ F16C), SSE2.
 //!
 //! Each instruction set is a zero-sized token whose only constructor checks
-//! the CPU, so holding one proves its instructions are available; that is what
-//! makes the safe `RowKernel` methods below sound. The entry points
-//! (`normalize_*`) carry `#[target_feature]` and inline the whole shared
-//! algorithm (`tiled::normalize`), so its reductions are compiled for that
-//! instruction set too.
+//! the CPU, so holding one proves its instructions are available. The entry
+//! points (`normalize_*`) carry `#[target_feature]` and inline the whole
+//! register-blocked walk, reductions included, so all of it is compiled for
+//! that instruction set.
 
 use std::arch::x86_64::*;
 
 use super::element::{Element, BF16, F16};
-use super::tiled::{self, RowKernel, Weights16};
+use super::tiled;
 use super::Scale;
 use crate::layout::TensorMut;
 use crate::params::EpsMode;
@@ -23,7 +22,12 @@ pub(crate) trait Vector: Copy {
     unsafe fn store_acc(self, p: *mut f32);
     /// `self * self + acc`
     unsafe fn square_add(self, acc: Self) -> Self;
+    /// The same for one float, rounded exactly as `square_add` rounds (fused
+    /// or not), so results do not depend on where tiles end.
+    fn square_add_scalar(x: f32, acc: f32) -> f32;
     unsafe fn mul(self, other: Self) -> Self;
+    /// `lanes` floats at `p` (`lanes` < W, dividing W) repeated across the vector.
+    unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self;
 }
 
 /// Widening load and narrowing store of element type `E`.
@@ -32,64 +36,152 @@ pub(crate) trait Io<E>: Vector {
     unsafe fn store(self, p: *mut E);
 }
 
-/// `acc[j] += row[j]^2`, vector body then scalar tail.
+/// Vectors per row in one tile: the accumulators (pass 1) and the scale
+/// factors (pass 2) of a tile live in registers.
+const U: usize = 8;
+
+/// Normalises every position of `t`, register-blocked.
+///
+/// A tile is `U` vectors of every channel group's row (U·W elements, a whole
+/// number of positions since lanes divides 16). Pass 1 walks the groups with
+/// the tile's accumulators in registers, so each element is loaded once;
+/// pass 2 walks them again with the tile's factors in registers: one load and
+/// one store per element, the second read hitting cache (a tile is
+/// `groups · U·W` elements: 16 KiB for 512 fp32 channels at elempack 16).
+/// Positions left over at the end of the range take the same steps with
+/// scalar arithmetic that rounds like the vectors do.
 ///
 /// # Safety
-/// The CPU supports `V`'s instructions; `acc.len() == row.len()`.
+/// The CPU supports `V`'s instructions and `16 % lanes == 0`.
 #[inline(always)]
-unsafe fn accumulate<E: Element, V: Io<E>>(acc: &mut [f32], row: &[E]) {
-    debug_assert_eq!(acc.len(), row.len());
-    let n = row.len().min(acc.len());
-    let (a, x) = (acc.as_mut_ptr(), row.as_ptr());
-    let mut j = 0;
-    while j + V::W <= n {
-        // SAFETY: j + W <= n, so both W-element accesses are in bounds.
-        unsafe {
-            let v = V::load(x.add(j));
-            v.square_add(V::load_acc(a.add(j))).store_acc(a.add(j));
+unsafe fn normalize_blocked<E: Element, V: Io<E>>(t: &mut TensorMut<'_, E>, scale: Scale<'_>, eps: f32, eps_mode: EpsMode) {
+    let layout = *t.layout();
+    let lanes = layout.lanes;
+    let tile = U * V::W; // elements of one row per tile, a multiple of 16
+    let tile_positions = tile / lanes;
+    let range = t.positions();
+    let full_end = range.start + (range.end - range.start) / tile_positions * tile_positions;
+    let mut acc = [0.0f32; U * 16];
+    let mut inv = [0.0f32; U * 16];
+    let mut p0 = range.start;
+    while p0 < full_end {
+        let p1 = p0 + tile_positions;
+        // Pass 1: sum of squares per lane, accumulators in registers.
+        let mut a = [unsafe { V::splat(0.0) }; U];
+        for g in 0..layout.groups {
+            let row = t.row(g, p0..p1);
+            let x = row.as_ptr();
+            for (u, a) in a.iter_mut().enumerate() {
+                // SAFETY: the row holds `tile` = U·W elements.
+                *a = unsafe { V::load(x.add(u * V::W)).square_add(*a) };
+            }
+            // Start fetching this row's next tile (prefetches never fault).
+            let next = x.wrapping_add(tile).cast::<i8>();
+            for b in (0..tile * std::mem::size_of::<E>()).step_by(64) {
+                // SAFETY: a prefetch of any address is harmless.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b)) };
+            }
         }
-        j += V::W;
+        for (u, a) in a.iter().enumerate() {
+            // SAFETY: acc holds U·16 >= U·W floats.
+            unsafe { a.store_acc(acc.as_mut_ptr().add(u * V::W)) };
+        }
+        // Lanes of a position -> its sum of squares -> 1/denominator, spread
+        // back over its lanes.
+        let acc = &mut acc[..tile];
+        if lanes == 1 {
+            tiled::invert_norms(acc, eps, eps_mode);
+        } else {
+            let inv = &mut inv[..tile_positions];
+            for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
+                *ss = lane_sums.iter().sum();
+            }
+            tiled::invert_norms(inv, eps, eps_mode);
+            for (ks, &k) in acc.chunks_exact_mut(lanes).zip(inv.iter()) {
+                ks.fill(k);
+            }
+        }
+        let mut k = [unsafe { V::splat(0.0) }; U];
+        for (u, k) in k.iter_mut().enumerate() {
+            // SAFETY: acc holds `tile` floats.
+            *k = unsafe { V::load_acc(acc.as_ptr().add(u * V::W)) };
+        }
+        // Pass 2: x *= k * w, factors in registers. Walking the groups
+        // backwards meets the rows pass 1 read last, most likely still in
+        // cache when the tile outgrows it (channel strides of 2^n bytes).
+        let per = (16 / V::W).max(1);
+        for g in (0..layout.groups).rev() {
+            // SAFETY: same CPU features; lanes divides 16.
+            let w = unsafe { weight_vectors::<V>(scale, g, lanes) };
+            let x = t.row(g, p0..p1).as_mut_ptr();
+            for (u, k) in k.iter().enumerate() {
+                // SAFETY: the row holds U·W elements.
+                unsafe {
+                    let f = k.mul(w[u % per]);
+                    V::load(x.add(u * V::W)).mul(f).store(x.add(u * V::W));
+                }
+            }
+        }
+        p0 = p1;
     }
-    for (a, x) in acc[j..n].iter_mut().zip(&row[j..n]) {
-        let x = x.to_f32();
-        *a += x * x;
+    if full_end < range.end {
+        // The last, partial tile: the same arithmetic one float at a time.
+        let (p0, p1) = (full_end, range.end);
+        let len = (p1 - p0) * lanes;
+        let acc = &mut acc[..len];
+        acc.fill(0.0);
+        for g in 0..layout.groups {
+            for (a, x) in acc.iter_mut().zip(t.row(g, p0..p1).iter()) {
+                *a = V::square_add_scalar(x.to_f32(), *a);
+            }
+        }
+        let inv = &mut inv[..p1 - p0];
+        for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
+            *ss = if lanes == 1 { lane_sums[0] } else { lane_sums.iter().sum() };
+        }
+        tiled::invert_norms(inv, eps, eps_mode);
+        for g in 0..layout.groups {
+            let row = t.row(g, p0..p1);
+            for (xs, &k) in row.chunks_exact_mut(lanes).zip(inv.iter()) {
+                for (l, x) in xs.iter_mut().enumerate() {
+                    *x = E::from_f32(x.to_f32() * (k * scale.weight(g * lanes + l)));
+                }
+            }
+        }
     }
 }
 
-/// `row[j] *= k[j] * w16[j % 16]`, vector body then scalar tail.
+/// The weights of channel group `g` as the vectors of a row meet them:
+/// element `v·W + i` of a row is lane `(v·W + i) % lanes`, a pattern that
+/// repeats every 16 elements, so vector `v` uses entry `v % (16 / W)`.
 ///
 /// # Safety
-/// The CPU supports `V`'s instructions; `k.len() == row.len()`; `V::W` divides 16.
+/// The CPU supports `V`'s instructions; lanes divides 16.
 #[inline(always)]
-unsafe fn scale<E: Element, V: Io<E>>(row: &mut [E], k: &[f32], w16: &Weights16) {
-    debug_assert_eq!(k.len(), row.len());
-    let n = row.len().min(k.len());
-    // The weight pattern as 16 / W vectors, used in turn.
-    let mut wv = [unsafe { V::splat(0.0) }; 16];
-    let per = 16 / V::W;
-    for (i, w) in wv.iter_mut().take(per).enumerate() {
-        // SAFETY: i * W + W <= 16 floats of w16.
-        *w = unsafe { V::load_acc(w16.as_ptr().add(i * V::W)) };
-    }
-    let (x, kp) = (row.as_mut_ptr(), k.as_ptr());
-    let mut j = 0;
-    let mut v = 0;
-    while j + V::W <= n {
-        // SAFETY: j + W <= n for both slices; v < per <= 16.
-        unsafe {
-            let f = V::load_acc(kp.add(j)).mul(wv[v]);
-            V::load(x.add(j)).mul(f).store(x.add(j));
+unsafe fn weight_vectors<V: Vector>(scale: Scale<'_>, g: usize, lanes: usize) -> [V; 4] {
+    match scale {
+        Scale::Shared(w) => [unsafe { V::splat(w) }; 4],
+        Scale::PerChannel(ws) if lanes == 1 => [unsafe { V::splat(ws[g]) }; 4],
+        Scale::PerChannel(ws) if lanes >= V::W => {
+            let ws = &ws[g * lanes..(g + 1) * lanes];
+            let mut out = [unsafe { V::splat(0.0) }; 4];
+            for (v, o) in out.iter_mut().enumerate() {
+                // SAFETY: ((v·W) % lanes) + W <= lanes floats of this group.
+                *o = unsafe { V::load_acc(ws.as_ptr().add((v * V::W) % lanes)) };
+            }
+            out
         }
-        j += V::W;
-        v = if v + 1 == per { 0 } else { v + 1 };
-    }
-    for (i, (x, &k)) in row[j..n].iter_mut().zip(&k[j..n]).enumerate() {
-        *x = E::from_f32(x.to_f32() * (k * w16[(j + i) % 16]));
+        Scale::PerChannel(ws) => {
+            // 1 < lanes < W: the group's weights repeat within one vector.
+            let ws = &ws[g * lanes..(g + 1) * lanes];
+            // SAFETY: `lanes` floats of this group's weights.
+            [unsafe { V::load_pattern(ws.as_ptr(), lanes) }; 4]
+        }
     }
 }
 
-/// Defines an instruction set's token, its checked constructor, its
-/// `RowKernel` for every element type, and its `#[target_feature]` entry point.
+/// Defines an instruction set's token, its checked constructor and its
+/// `#[target_feature]` entry point.
 macro_rules! isa {
     ($token:ident, $vector:ty, $entry:ident, $features:literal, $detect:expr) => {
         /// Proof that the CPU has this instruction set.
@@ -103,39 +195,22 @@ macro_rules! isa {
             }
         }
 
-        impl<E: Element> RowKernel<E> for $token
-        where
-            $vector: Io<E>,
-        {
-            #[inline(always)]
-            fn accumulate(self, acc: &mut [f32], row: &[E]) {
-                // SAFETY: the token exists, so the CPU has the instructions.
-                unsafe { accumulate::<E, $vector>(acc, row) }
-            }
-
-            #[inline(always)]
-            fn scale(self, row: &mut [E], k: &[f32], w16: &Weights16) {
-                // SAFETY: as above; W divides 16 for every vector here.
-                unsafe { scale::<E, $vector>(row, k, w16) }
-            }
-        }
-
         /// Normalises `t` with this instruction set.
         ///
         /// # Safety
         /// The CPU supports the enabled features (hold a token).
         #[target_feature(enable = $features)]
         pub(crate) unsafe fn $entry<E: Element>(
-            token: $token,
+            _token: $token,
             t: &mut TensorMut<'_, E>,
             scale: Scale<'_>,
             eps: f32,
             eps_mode: EpsMode,
-            tile: usize,
         ) where
             $vector: Io<E>,
         {
-            tiled::normalize(token, t, scale, eps, eps_mode, tile)
+            // SAFETY: the token proves the features this function enables.
+            unsafe { normalize_blocked::<E, $vector>(t, scale, eps, eps_mode) }
         }
     };
 }
@@ -172,6 +247,26 @@ impl Vector for V512 {
     #[inline(always)]
     unsafe fn square_add(self, acc: Self) -> Self {
         V512(_mm512_fmadd_ps(self.0, self.0, acc.0))
+    }
+    #[inline(always)]
+    fn square_add_scalar(x: f32, acc: f32) -> f32 {
+        x.mul_add(x, acc)
+    }
+    #[inline(always)]
+    unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self {
+        // SAFETY (all): exactly `lanes` floats at p are read.
+        match lanes {
+            2 => {
+                let two = _mm_castpd_ps(unsafe { _mm_load_sd(p.cast()) });
+                let idx = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
+                V512(_mm512_permutexvar_ps(idx, _mm512_castps128_ps512(two)))
+            }
+            4 => V512(_mm512_broadcast_f32x4(unsafe { _mm_loadu_ps(p) })),
+            _ => {
+                let idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+                V512(_mm512_permutexvar_ps(idx, _mm512_castps256_ps512(unsafe { _mm256_loadu_ps(p) })))
+            }
+        }
     }
     #[inline(always)]
     unsafe fn mul(self, other: Self) -> Self {
@@ -246,6 +341,19 @@ impl Vector for V256 {
         V256(_mm256_fmadd_ps(self.0, self.0, acc.0))
     }
     #[inline(always)]
+    fn square_add_scalar(x: f32, acc: f32) -> f32 {
+        x.mul_add(x, acc)
+    }
+    #[inline(always)]
+    unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self {
+        // SAFETY (both): exactly `lanes` (2 or 4) floats at p are read.
+        if lanes == 2 {
+            V256(_mm256_castpd_ps(_mm256_broadcast_sd(unsafe { &*p.cast::<f64>() })))
+        } else {
+            V256(_mm256_broadcast_ps(unsafe { &*p.cast::<__m128>() }))
+        }
+    }
+    #[inline(always)]
     unsafe fn mul(self, other: Self) -> Self {
         V256(_mm256_mul_ps(self.0, other.0))
     }
@@ -317,6 +425,16 @@ impl Vector for V128 {
     #[inline(always)]
     unsafe fn square_add(self, acc: Self) -> Self {
         V128(_mm_add_ps(_mm_mul_ps(self.0, self.0), acc.0))
+    }
+    #[inline(always)]
+    fn square_add_scalar(x: f32, acc: f32) -> f32 {
+        x * x + acc
+    }
+    #[inline(always)]
+    unsafe fn load_pattern(p: *const f32, _lanes: usize) -> Self {
+        // lanes is 2, the only divisor of 16 between 1 and W = 4.
+        // SAFETY: 2 floats at p are read.
+        V128(_mm_castpd_ps(unsafe { _mm_load1_pd(p.cast()) }))
     }
     #[inline(always)]
     unsafe fn mul(self, other: Self) -> Self {

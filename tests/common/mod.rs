@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod cpp;
+
 use std::ffi::{c_char, c_int, c_void, CString};
 
 use ncnn_l2norm::{register_on_c_net, Element, NcnnNet, Storage};

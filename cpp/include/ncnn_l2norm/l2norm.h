@@ -15,6 +15,8 @@
 #include "layer.h"
 #include "net.h"
 
+#include <string>
+
 namespace ncnn_l2norm {
 
 class L2Norm : public ncnn::Layer
@@ -46,5 +48,9 @@ void l2norm_layer_destroyer(ncnn::Layer* layer, void* userdata);
 // Registers L2Norm on `net` under `type` (copied; need not outlive the net).
 // Returns 0, or ncnn's error code.
 int register_l2norm(ncnn::Net& net, const char* type = "L2Norm");
+
+// The kernel's code path on this CPU: "avx512f", "avx2+fma+f16c", "sse2" or
+// "scalar" (NCNN_L2NORM_ISA=scalar|sse2|avx2|avx512 caps it).
+std::string kernel_isa();
 
 } // namespace ncnn_l2norm
