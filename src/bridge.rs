@@ -181,7 +181,8 @@ unsafe fn forward_chunk(
             return Err(L2NormError::Internal(format!("chunk {chunk} of {chunks}")));
         }
         let (chunk, chunks) = (chunk as usize, chunks as usize);
-        // SAFETY (all three): forwarded from this function's contract.
+        // SAFETY (each arm): this function's contract is run_chunk's, with
+        // `storage` naming the element type the Mat holds.
         match storage_of(shape)? {
             Storage::F32 => unsafe { run_chunk::<f32>(shape, data, params, weights, chunk, chunks) },
             Storage::F16 => unsafe { run_chunk::<F16>(shape, data, params, weights, chunk, chunks) },

@@ -26,6 +26,14 @@ fn cpp_app_links_registers_and_runs() {
     assert!(out.status.success(), "consumer failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("consumer ok"), "{stdout}");
     assert_eq!(stdout.lines().filter(|l| l.contains("worst relative error")).count(), 8, "{stdout}");
+
+    // NCNN_L2NORM_ISA caps the code path for the whole process.
+    for (isa, name) in [("scalar", "scalar"), ("sse2", "sse2")] {
+        let out = Command::new(&exe).arg(models).env("NCNN_L2NORM_ISA", isa).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.contains("consumer ok"), "{isa}: {stdout}");
+        assert!(stdout.contains(&format!("kernel path: {name}\n")), "{isa}: {stdout}");
+    }
 }
 
 #[test]

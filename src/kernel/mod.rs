@@ -176,19 +176,21 @@ impl<'w> Forward<'w> {
         }
         #[cfg(target_arch = "x86_64")]
         match isa {
-            // SAFETY (all three): the token exists only on a CPU with these features.
             Isa::Avx512 => {
                 if let Some(token) = x86::Avx512::new() {
+                    // SAFETY: the token exists only on a CPU with AVX-512F.
                     return unsafe { x86_avx512(token, t, scale, eps, mode) };
                 }
             }
             Isa::Avx2 => {
                 if let Some(token) = x86::Avx2::new() {
+                    // SAFETY: the token exists only on a CPU with AVX2, FMA and F16C.
                     return unsafe { x86_avx2(token, t, scale, eps, mode) };
                 }
             }
             Isa::Sse2 => {
                 if let Some(token) = x86::Sse2::new() {
+                    // SAFETY: the token exists only on a CPU with SSE2.
                     return unsafe { x86_sse2(token, t, scale, eps, mode) };
                 }
             }
@@ -214,9 +216,10 @@ macro_rules! x86_entry {
         ) {
             use element::Storage;
             // The element type is one of three; reinterpret the tensor as it.
+            // SAFETY (each arm): E::STORAGE names E exactly (Element is
+            // sealed), so each cast changes the type to itself, and `token`
+            // proves the entry point's CPU features.
             match E::STORAGE {
-                // SAFETY: E::STORAGE names E exactly (Element is sealed), so
-                // these casts change the type to itself.
                 Storage::F32 => unsafe { $entry(token, cast_tensor::<E, f32>(t), scale, eps, mode) },
                 Storage::F16 => unsafe { $entry(token, cast_tensor::<E, element::F16>(t), scale, eps, mode) },
                 Storage::BF16 => unsafe { $entry(token, cast_tensor::<E, element::BF16>(t), scale, eps, mode) },

@@ -15,6 +15,11 @@ use crate::layout::TensorMut;
 use crate::params::EpsMode;
 
 /// One f32 vector of some width, with loads and stores of each element type.
+///
+/// # Safety
+/// Every `unsafe fn` here needs a CPU with the implementing type's
+/// instructions; those taking a pointer need it valid for `W` elements (or
+/// `lanes` floats for `load_pattern`) of its type.
 pub(crate) trait Vector: Copy {
     const W: usize;
     unsafe fn splat(x: f32) -> Self;
@@ -31,6 +36,10 @@ pub(crate) trait Vector: Copy {
 }
 
 /// Widening load and narrowing store of element type `E`.
+///
+/// # Safety
+/// As for [`Vector`]: the CPU has the instructions; `p` is valid for `W`
+/// elements of `E`.
 pub(crate) trait Io<E>: Vector {
     unsafe fn load(p: *const E) -> Self;
     unsafe fn store(self, p: *mut E);
@@ -67,6 +76,7 @@ unsafe fn normalize_blocked<E: Element, V: Io<E>>(t: &mut TensorMut<'_, E>, scal
     while p0 < full_end {
         let p1 = p0 + tile_positions;
         // Pass 1: sum of squares per lane, accumulators in registers.
+        // SAFETY: the CPU has V's instructions (this function's contract).
         let mut a = [unsafe { V::splat(0.0) }; U];
         for g in 0..layout.groups {
             let row = t.row(g, p0..p1);
@@ -101,6 +111,7 @@ unsafe fn normalize_blocked<E: Element, V: Io<E>>(t: &mut TensorMut<'_, E>, scal
                 ks.fill(k);
             }
         }
+        // SAFETY: the CPU has V's instructions (this function's contract).
         let mut k = [unsafe { V::splat(0.0) }; U];
         for (u, k) in k.iter_mut().enumerate() {
             // SAFETY: acc holds `tile` floats.
@@ -160,10 +171,13 @@ unsafe fn normalize_blocked<E: Element, V: Io<E>>(t: &mut TensorMut<'_, E>, scal
 #[inline(always)]
 unsafe fn weight_vectors<V: Vector>(scale: Scale<'_>, g: usize, lanes: usize) -> [V; 4] {
     match scale {
+        // SAFETY: the CPU has V's instructions (this function's contract).
         Scale::Shared(w) => [unsafe { V::splat(w) }; 4],
+        // SAFETY: the CPU has V's instructions (this function's contract).
         Scale::PerChannel(ws) if lanes == 1 => [unsafe { V::splat(ws[g]) }; 4],
         Scale::PerChannel(ws) if lanes >= V::W => {
             let ws = &ws[g * lanes..(g + 1) * lanes];
+            // SAFETY: the CPU has V's instructions (this function's contract).
             let mut out = [unsafe { V::splat(0.0) }; 4];
             for (v, o) in out.iter_mut().enumerate() {
                 // SAFETY: ((v·W) % lanes) + W <= lanes floats of this group.
@@ -238,10 +252,14 @@ impl Vector for V512 {
     }
     #[inline(always)]
     unsafe fn load_acc(p: *const f32) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         V512(unsafe { _mm512_loadu_ps(p) })
     }
     #[inline(always)]
     unsafe fn store_acc(self, p: *mut f32) {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm512_storeu_ps(p, self.0) }
     }
     #[inline(always)]
@@ -257,13 +275,19 @@ impl Vector for V512 {
         // SAFETY (all): exactly `lanes` floats at p are read.
         match lanes {
             2 => {
+                // SAFETY: the caller keeps the trait's contract: the CPU has these
+                // instructions and `p` is valid for the W elements accessed.
                 let two = _mm_castpd_ps(unsafe { _mm_load_sd(p.cast()) });
                 let idx = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
                 V512(_mm512_permutexvar_ps(idx, _mm512_castps128_ps512(two)))
             }
+            // SAFETY: the caller keeps the trait's contract: the CPU has these
+            // instructions and `p` is valid for the W elements accessed.
             4 => V512(_mm512_broadcast_f32x4(unsafe { _mm_loadu_ps(p) })),
             _ => {
                 let idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+                // SAFETY: the caller keeps the trait's contract: the CPU has these
+                // instructions and `p` is valid for the W elements accessed.
                 V512(_mm512_permutexvar_ps(idx, _mm512_castps256_ps512(unsafe { _mm256_loadu_ps(p) })))
             }
         }
@@ -277,10 +301,14 @@ impl Vector for V512 {
 impl Io<f32> for V512 {
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { Self::load_acc(p) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { self.store_acc(p) }
     }
 }
@@ -288,11 +316,15 @@ impl Io<f32> for V512 {
 impl Io<F16> for V512 {
     #[inline(always)]
     unsafe fn load(p: *const F16) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         V512(_mm512_cvtph_ps(unsafe { _mm256_loadu_si256(p.cast()) }))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut F16) {
         let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0);
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm256_storeu_si256(p.cast(), h) }
     }
 }
@@ -300,6 +332,8 @@ impl Io<F16> for V512 {
 impl Io<BF16> for V512 {
     #[inline(always)]
     unsafe fn load(p: *const BF16) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         let h = unsafe { _mm256_loadu_si256(p.cast()) };
         V512(_mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h))))
     }
@@ -313,6 +347,8 @@ impl Io<BF16> for V512 {
         let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0);
         let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(0x40));
         let h = _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, quiet));
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm256_storeu_si256(p.cast(), h) }
     }
 }
@@ -330,10 +366,14 @@ impl Vector for V256 {
     }
     #[inline(always)]
     unsafe fn load_acc(p: *const f32) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         V256(unsafe { _mm256_loadu_ps(p) })
     }
     #[inline(always)]
     unsafe fn store_acc(self, p: *mut f32) {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm256_storeu_ps(p, self.0) }
     }
     #[inline(always)]
@@ -348,8 +388,12 @@ impl Vector for V256 {
     unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self {
         // SAFETY (both): exactly `lanes` (2 or 4) floats at p are read.
         if lanes == 2 {
+            // SAFETY: the caller keeps the trait's contract: the CPU has these
+            // instructions and `p` is valid for the W elements accessed.
             V256(_mm256_castpd_ps(_mm256_broadcast_sd(unsafe { &*p.cast::<f64>() })))
         } else {
+            // SAFETY: the caller keeps the trait's contract: the CPU has these
+            // instructions and `p` is valid for the W elements accessed.
             V256(_mm256_broadcast_ps(unsafe { &*p.cast::<__m128>() }))
         }
     }
@@ -362,10 +406,14 @@ impl Vector for V256 {
 impl Io<f32> for V256 {
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { Self::load_acc(p) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { self.store_acc(p) }
     }
 }
@@ -373,11 +421,15 @@ impl Io<f32> for V256 {
 impl Io<F16> for V256 {
     #[inline(always)]
     unsafe fn load(p: *const F16) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         V256(_mm256_cvtph_ps(unsafe { _mm_loadu_si128(p.cast()) }))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut F16) {
         let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(self.0);
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm_storeu_si128(p.cast(), h) }
     }
 }
@@ -385,6 +437,8 @@ impl Io<F16> for V256 {
 impl Io<BF16> for V256 {
     #[inline(always)]
     unsafe fn load(p: *const BF16) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         let h = unsafe { _mm_loadu_si128(p.cast()) };
         V256(_mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h))))
     }
@@ -399,6 +453,8 @@ impl Io<BF16> for V256 {
         // Every lane is <= 0xffff, so unsigned saturation keeps it; packus
         // works per 128-bit half, so gather the two halves' results.
         let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(v, v));
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm_storeu_si128(p.cast(), _mm256_castsi256_si128(packed)) }
     }
 }
@@ -416,10 +472,14 @@ impl Vector for V128 {
     }
     #[inline(always)]
     unsafe fn load_acc(p: *const f32) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         V128(unsafe { _mm_loadu_ps(p) })
     }
     #[inline(always)]
     unsafe fn store_acc(self, p: *mut f32) {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm_storeu_ps(p, self.0) }
     }
     #[inline(always)]
@@ -445,10 +505,14 @@ impl Vector for V128 {
 impl Io<f32> for V128 {
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { Self::load_acc(p) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { self.store_acc(p) }
     }
 }
@@ -457,13 +521,19 @@ impl Io<F16> for V128 {
     // SSE2 has no half conversions: convert the four values in software.
     #[inline(always)]
     unsafe fn load(p: *const F16) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         let h = unsafe { std::slice::from_raw_parts(p, 4) };
         V128(_mm_setr_ps(h[0].to_f32(), h[1].to_f32(), h[2].to_f32(), h[3].to_f32()))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut F16) {
         let mut f = [0.0f32; 4];
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm_storeu_ps(f.as_mut_ptr(), self.0) };
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         let out = unsafe { std::slice::from_raw_parts_mut(p, 4) };
         for (o, v) in out.iter_mut().zip(f) {
             *o = F16::from_f32(v);
@@ -474,6 +544,8 @@ impl Io<F16> for V128 {
 impl Io<BF16> for V128 {
     #[inline(always)]
     unsafe fn load(p: *const BF16) -> Self {
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         let h = unsafe { _mm_loadl_epi64(p.cast()) };
         V128(_mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), h)))
     }
@@ -487,6 +559,8 @@ impl Io<BF16> for V128 {
         let v = _mm_or_si128(_mm_and_si128(nan, quiet), _mm_andnot_si128(nan, rounded));
         // Sign-extend the low 16 bits so signed saturation in packs is exact.
         let v = _mm_srai_epi32::<16>(_mm_slli_epi32::<16>(v));
+        // SAFETY: the caller keeps the trait's contract: the CPU has these
+        // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm_storel_epi64(p.cast(), _mm_packs_epi32(v, v)) }
     }
 }

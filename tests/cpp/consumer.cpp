@@ -69,6 +69,7 @@ int main(int argc, char** argv)
 {
     if (argc != 2)
         return fprintf(stderr, "usage: consumer MODELS_DIR\n"), 2;
+    printf("kernel path: %s\n", ncnn_l2norm::kernel_isa().c_str());
     int failures = 0;
     const char* types[] = {"L2Norm", "my.detector.L2Norm"};
     for (int t = 0; t < 2; t++)
