@@ -31,6 +31,8 @@ pub(crate) trait Vector: Copy {
     /// or not), so results do not depend on where tiles end.
     fn square_add_scalar(x: f32, acc: f32) -> f32;
     unsafe fn mul(self, other: Self) -> Self;
+    /// Sum of the W lanes (one position's lanes when lanes == W), by halves.
+    unsafe fn hsum(self) -> f32;
     /// `lanes` floats at `p` (`lanes` < W, dividing W) repeated across the vector.
     unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self;
 }
@@ -57,108 +59,183 @@ const U: usize = 8;
 /// pass 2 walks them again with the tile's factors in registers: one load and
 /// one store per element, the second read hitting cache (a tile is
 /// `groups · U·W` elements: 16 KiB for 512 fp32 channels at elempack 16).
-/// Positions left over at the end of the range take the same steps with
-/// scalar arithmetic that rounds like the vectors do.
+/// What is left after the full tiles goes in tiles of one position's worth of
+/// vectors, then (fewer than W elements) with scalar arithmetic that rounds
+/// like the vectors do, so results never depend on where tiles end.
 ///
 /// # Safety
 /// The CPU supports `V`'s instructions and `16 % lanes == 0`.
 #[inline(always)]
 unsafe fn normalize_blocked<E: Element, V: Io<E>>(t: &mut TensorMut<'_, E>, scale: Scale<'_>, eps: f32, eps_mode: EpsMode) {
+    let lanes = t.layout().lanes;
+    let range = t.positions();
+    let mut p0 = range.start;
+    // SAFETY (all tile calls): the CPU has V's instructions; each tile's
+    // positions lie in `range`.
+    while p0 + U * V::W / lanes <= range.end {
+        unsafe { tile::<U, E, V>(t, p0, scale, eps, eps_mode) };
+        p0 += U * V::W / lanes;
+    }
+    // A vector holds W / lanes positions, or a position spans lanes / W vectors.
+    let step = (V::W / lanes).max(1);
+    while p0 + step <= range.end {
+        match lanes / V::W {
+            0 | 1 => unsafe { tile::<1, E, V>(t, p0, scale, eps, eps_mode) },
+            2 => unsafe { tile::<2, E, V>(t, p0, scale, eps, eps_mode) },
+            _ => unsafe { tile::<4, E, V>(t, p0, scale, eps, eps_mode) },
+        }
+        p0 += step;
+    }
+    if p0 < range.end {
+        scalar_tail::<E, V>(t, p0..range.end, scale, eps, eps_mode);
+    }
+}
+
+/// Normalises the positions of one tile of `NV` vectors per row, starting
+/// at position `p0`.
+///
+/// # Safety
+/// The CPU supports `V`'s instructions; `16 % lanes == 0`; `NV·W` is a
+/// multiple of `lanes`; the tile's positions lie within `t`'s.
+#[inline(always)]
+unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
+    t: &mut TensorMut<'_, E>,
+    p0: usize,
+    scale: Scale<'_>,
+    eps: f32,
+    eps_mode: EpsMode,
+) {
     let layout = *t.layout();
     let lanes = layout.lanes;
-    let tile = U * V::W; // elements of one row per tile, a multiple of 16
-    let tile_positions = tile / lanes;
-    let range = t.positions();
-    let full_end = range.start + (range.end - range.start) / tile_positions * tile_positions;
+    let len = NV * V::W;
+    let p1 = p0 + len / lanes;
+    // Pass 1: sum of squares per lane, accumulators in registers.
+    // SAFETY: the CPU has V's instructions (this function's contract).
+    let mut a = [unsafe { V::splat(0.0) }; NV];
+    for g in 0..layout.groups {
+        let x = t.row(g, p0..p1).as_ptr();
+        for (u, a) in a.iter_mut().enumerate() {
+            // SAFETY: the row holds NV·W elements.
+            *a = unsafe { V::load(x.add(u * V::W)).square_add(*a) };
+        }
+        // Start fetching this row's next tile (prefetches never fault).
+        let next = x.wrapping_add(len).cast::<i8>();
+        for b in (0..len * std::mem::size_of::<E>()).step_by(64) {
+            // SAFETY: a prefetch of any address is harmless.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b)) };
+        }
+    }
+    // Lanes of a position -> its sum of squares -> 1/denominator, spread
+    // back over its lanes.
+    // SAFETY: the CPU has V's instructions.
+    let mut k = [unsafe { V::splat(0.0) }; NV];
+    if lanes == V::W {
+        // One vector is one position: sum it in registers.
+        let mut inv = [0.0f32; NV];
+        for (ss, a) in inv.iter_mut().zip(a.iter()) {
+            // SAFETY: the CPU has V's instructions.
+            *ss = unsafe { a.hsum() };
+        }
+        tiled::invert_norms(&mut inv, eps, eps_mode);
+        for (k, &inv) in k.iter_mut().zip(inv.iter()) {
+            // SAFETY: the CPU has V's instructions.
+            *k = unsafe { V::splat(inv) };
+        }
+    } else {
+        // SAFETY: the CPU has V's instructions.
+        unsafe { spread_inverse_norms::<NV, V>(&a, &mut k, lanes, eps, eps_mode) };
+    }
+    // Pass 2: x *= k * w, factors in registers. Walking the groups
+    // backwards meets the rows pass 1 read last, most likely still in
+    // cache when the tile outgrows it (channel strides of 2^n bytes).
+    let per = (16 / V::W).max(1);
+    for g in (0..layout.groups).rev() {
+        // SAFETY: same CPU features; lanes divides 16.
+        let w = unsafe { weight_vectors::<V>(scale, g, lanes) };
+        let x = t.row(g, p0..p1).as_mut_ptr();
+        for (u, k) in k.iter().enumerate() {
+            // SAFETY: the row holds NV·W elements.
+            unsafe {
+                let f = k.mul(w[u % per]);
+                V::load(x.add(u * V::W)).mul(f).store(x.add(u * V::W));
+            }
+        }
+    }
+}
+
+/// The last positions, fewer than one vector's worth: the tile's arithmetic
+/// one float at a time (fused multiply-adds where the vectors fuse them).
+#[inline(always)]
+fn scalar_tail<E: Element, V: Vector>(
+    t: &mut TensorMut<'_, E>,
+    positions: std::ops::Range<usize>,
+    scale: Scale<'_>,
+    eps: f32,
+    eps_mode: EpsMode,
+) {
+    let layout = *t.layout();
+    let lanes = layout.lanes;
+    let (p0, p1) = (positions.start, positions.end);
+    let mut acc = [0.0f32; 16];
+    let mut inv = [0.0f32; 16];
+    let acc = &mut acc[..(p1 - p0) * lanes];
+    for g in 0..layout.groups {
+        for (a, x) in acc.iter_mut().zip(t.row(g, p0..p1).iter()) {
+            *a = V::square_add_scalar(x.to_f32(), *a);
+        }
+    }
+    let inv = &mut inv[..p1 - p0];
+    for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
+        *ss = lane_sums.iter().sum();
+    }
+    tiled::invert_norms(inv, eps, eps_mode);
+    for g in 0..layout.groups {
+        let row = t.row(g, p0..p1);
+        for (xs, &k) in row.chunks_exact_mut(lanes).zip(inv.iter()) {
+            for (l, x) in xs.iter_mut().enumerate() {
+                *x = E::from_f32(x.to_f32() * (k * scale.weight(g * lanes + l)));
+            }
+        }
+    }
+}
+
+/// Turns pass 1's per-lane sums `a` into per-element factors `k`: stores them,
+/// sums each position's lanes in order, inverts, and spreads the results back
+/// over the lanes (the path for lanes other than W).
+///
+/// # Safety
+/// The CPU has V's instructions; `NV·W <= 64` and is a multiple of `lanes`.
+#[inline(always)]
+unsafe fn spread_inverse_norms<const NV: usize, V: Vector>(
+    a: &[V; NV],
+    k: &mut [V; NV],
+    lanes: usize,
+    eps: f32,
+    eps_mode: EpsMode,
+) {
+    let len = NV * V::W;
     let mut acc = [0.0f32; U * 16];
     let mut inv = [0.0f32; U * 16];
-    let mut p0 = range.start;
-    while p0 < full_end {
-        let p1 = p0 + tile_positions;
-        // Pass 1: sum of squares per lane, accumulators in registers.
-        // SAFETY: the CPU has V's instructions (this function's contract).
-        let mut a = [unsafe { V::splat(0.0) }; U];
-        for g in 0..layout.groups {
-            let row = t.row(g, p0..p1);
-            let x = row.as_ptr();
-            for (u, a) in a.iter_mut().enumerate() {
-                // SAFETY: the row holds `tile` = U·W elements.
-                *a = unsafe { V::load(x.add(u * V::W)).square_add(*a) };
-            }
-            // Start fetching this row's next tile (prefetches never fault).
-            let next = x.wrapping_add(tile).cast::<i8>();
-            for b in (0..tile * std::mem::size_of::<E>()).step_by(64) {
-                // SAFETY: a prefetch of any address is harmless.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b)) };
-            }
-        }
-        for (u, a) in a.iter().enumerate() {
-            // SAFETY: acc holds U·16 >= U·W floats.
-            unsafe { a.store_acc(acc.as_mut_ptr().add(u * V::W)) };
-        }
-        // Lanes of a position -> its sum of squares -> 1/denominator, spread
-        // back over its lanes.
-        let acc = &mut acc[..tile];
-        if lanes == 1 {
-            tiled::invert_norms(acc, eps, eps_mode);
-        } else {
-            let inv = &mut inv[..tile_positions];
-            for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
-                *ss = lane_sums.iter().sum();
-            }
-            tiled::invert_norms(inv, eps, eps_mode);
-            for (ks, &k) in acc.chunks_exact_mut(lanes).zip(inv.iter()) {
-                ks.fill(k);
-            }
-        }
-        // SAFETY: the CPU has V's instructions (this function's contract).
-        let mut k = [unsafe { V::splat(0.0) }; U];
-        for (u, k) in k.iter_mut().enumerate() {
-            // SAFETY: acc holds `tile` floats.
-            *k = unsafe { V::load_acc(acc.as_ptr().add(u * V::W)) };
-        }
-        // Pass 2: x *= k * w, factors in registers. Walking the groups
-        // backwards meets the rows pass 1 read last, most likely still in
-        // cache when the tile outgrows it (channel strides of 2^n bytes).
-        let per = (16 / V::W).max(1);
-        for g in (0..layout.groups).rev() {
-            // SAFETY: same CPU features; lanes divides 16.
-            let w = unsafe { weight_vectors::<V>(scale, g, lanes) };
-            let x = t.row(g, p0..p1).as_mut_ptr();
-            for (u, k) in k.iter().enumerate() {
-                // SAFETY: the row holds U·W elements.
-                unsafe {
-                    let f = k.mul(w[u % per]);
-                    V::load(x.add(u * V::W)).mul(f).store(x.add(u * V::W));
-                }
-            }
-        }
-        p0 = p1;
+    for (u, a) in a.iter().enumerate() {
+        // SAFETY: acc holds U·16 >= NV·W floats.
+        unsafe { a.store_acc(acc.as_mut_ptr().add(u * V::W)) };
     }
-    if full_end < range.end {
-        // The last, partial tile: the same arithmetic one float at a time.
-        let (p0, p1) = (full_end, range.end);
-        let len = (p1 - p0) * lanes;
-        let acc = &mut acc[..len];
-        acc.fill(0.0);
-        for g in 0..layout.groups {
-            for (a, x) in acc.iter_mut().zip(t.row(g, p0..p1).iter()) {
-                *a = V::square_add_scalar(x.to_f32(), *a);
-            }
-        }
-        let inv = &mut inv[..p1 - p0];
+    let acc = &mut acc[..len];
+    if lanes == 1 {
+        tiled::invert_norms(acc, eps, eps_mode);
+    } else {
+        let inv = &mut inv[..len / lanes];
         for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
-            *ss = if lanes == 1 { lane_sums[0] } else { lane_sums.iter().sum() };
+            *ss = lane_sums.iter().sum();
         }
         tiled::invert_norms(inv, eps, eps_mode);
-        for g in 0..layout.groups {
-            let row = t.row(g, p0..p1);
-            for (xs, &k) in row.chunks_exact_mut(lanes).zip(inv.iter()) {
-                for (l, x) in xs.iter_mut().enumerate() {
-                    *x = E::from_f32(x.to_f32() * (k * scale.weight(g * lanes + l)));
-                }
-            }
+        for (ks, &k) in acc.chunks_exact_mut(lanes).zip(inv.iter()) {
+            ks.fill(k);
         }
+    }
+    for (u, k) in k.iter_mut().enumerate() {
+        // SAFETY: acc holds NV·W floats.
+        *k = unsafe { V::load_acc(acc.as_ptr().add(u * V::W)) };
     }
 }
 
@@ -229,7 +306,13 @@ macro_rules! isa {
     };
 }
 
-isa!(Avx512, V512, normalize_avx512, "avx512f", is_x86_feature_detected!("avx512f"));
+isa!(
+    Avx512,
+    V512,
+    normalize_avx512,
+    "avx512f,fma,f16c",
+    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+);
 isa!(
     Avx2,
     V256,
@@ -295,6 +378,12 @@ impl Vector for V512 {
     #[inline(always)]
     unsafe fn mul(self, other: Self) -> Self {
         V512(_mm512_mul_ps(self.0, other.0))
+    }
+    #[inline(always)]
+    unsafe fn hsum(self) -> f32 {
+        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self.0)));
+        // SAFETY: AVX-512F implies AVX (the caller's contract).
+        unsafe { V256(_mm256_add_ps(_mm512_castps512_ps256(self.0), hi)).hsum() }
     }
 }
 
@@ -401,6 +490,12 @@ impl Vector for V256 {
     unsafe fn mul(self, other: Self) -> Self {
         V256(_mm256_mul_ps(self.0, other.0))
     }
+    #[inline(always)]
+    unsafe fn hsum(self) -> f32 {
+        let halves = _mm_add_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+        // SAFETY: AVX implies SSE2.
+        unsafe { V128(halves).hsum() }
+    }
 }
 
 impl Io<f32> for V256 {
@@ -499,6 +594,11 @@ impl Vector for V128 {
     #[inline(always)]
     unsafe fn mul(self, other: Self) -> Self {
         V128(_mm_mul_ps(self.0, other.0))
+    }
+    #[inline(always)]
+    unsafe fn hsum(self) -> f32 {
+        let pairs = _mm_add_ps(self.0, _mm_movehl_ps(self.0, self.0)); // [0]+[2], [1]+[3]
+        _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps::<1>(pairs, pairs)))
     }
 }
 
