@@ -112,7 +112,8 @@ fn matches_ncnn_normalize_in_shared_eps_modes() {
 #[test]
 fn registers_under_custom_type_names() {
     // pnnx's moduleop writes the module's class path as the type and the
-    // weight shape as param 10, with no channel count.
+    // weight shape as param 10, with no channel count (`-23310=1,C` for a [C]
+    // weight; a [1,C,1,1] one, as here, is accepted too).
     let type_name = "mmdet.models.necks.ssd_neck.L2Norm";
     let param = format!("7767517\n2 2\nInput data 0 1 data\n{type_name} norm 1 1 data out -23310=4,1,24,1,1\n");
     let mut rng = Rng::new(13);
