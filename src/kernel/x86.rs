@@ -47,18 +47,19 @@ pub(crate) trait Io<E>: Vector {
     unsafe fn store(self, p: *mut E);
 }
 
-/// Vectors per row in one tile: the accumulators (pass 1) and the scale
-/// factors (pass 2) of a tile live in registers.
-const U: usize = 8;
+/// Largest number of vectors per row in one tile (AVX-512's 32 registers
+/// hold 16 accumulators or factors plus temporaries; AVX2's and SSE's 16 hold 8).
+const MAX_U: usize = 16;
 
 /// Normalises every position of `t`, register-blocked.
 ///
-/// A tile is `U` vectors of every channel group's row (U·W elements, a whole
+/// A tile is `U` (8 or 16) vectors of every channel group's row (U·W elements, a whole
 /// number of positions since lanes divides 16). Pass 1 walks the groups with
 /// the tile's accumulators in registers, so each element is loaded once;
 /// pass 2 walks them again with the tile's factors in registers: one load and
 /// one store per element, the second read hitting cache (a tile is
-/// `groups · U·W` elements: 16 KiB for 512 fp32 channels at elempack 16).
+/// `groups · U·W` elements: 32 KiB for 512 fp32 channels at elempack 16 on
+/// AVX-512).
 /// What is left after the full tiles goes in tiles of one position's worth of
 /// vectors, then (fewer than W elements) with scalar arithmetic that rounds
 /// like the vectors do, so results never depend on where tiles end.
@@ -66,7 +67,12 @@ const U: usize = 8;
 /// # Safety
 /// The CPU supports `V`'s instructions and `16 % lanes == 0`.
 #[inline(always)]
-unsafe fn normalize_blocked<E: Element, V: Io<E>>(t: &mut TensorMut<'_, E>, scale: Scale<'_>, eps: f32, eps_mode: EpsMode) {
+unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
+    t: &mut TensorMut<'_, E>,
+    scale: Scale<'_>,
+    eps: f32,
+    eps_mode: EpsMode,
+) {
     let lanes = t.layout().lanes;
     let range = t.positions();
     let mut p0 = range.start;
@@ -117,12 +123,6 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
         for (u, a) in a.iter_mut().enumerate() {
             // SAFETY: the row holds NV·W elements.
             *a = unsafe { V::load(x.add(u * V::W)).square_add(*a) };
-        }
-        // Start fetching this row's next tile (prefetches never fault).
-        let next = x.wrapping_add(len).cast::<i8>();
-        for b in (0..len * std::mem::size_of::<E>()).step_by(64) {
-            // SAFETY: a prefetch of any address is harmless.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b)) };
         }
     }
     // Lanes of a position -> its sum of squares -> 1/denominator, spread
@@ -204,7 +204,7 @@ fn scalar_tail<E: Element, V: Vector>(
 /// over the lanes (the path for lanes other than W).
 ///
 /// # Safety
-/// The CPU has V's instructions; `NV·W <= 64` and is a multiple of `lanes`.
+/// The CPU has V's instructions; `NV·W <= MAX_U·16` and is a multiple of `lanes`.
 #[inline(always)]
 unsafe fn spread_inverse_norms<const NV: usize, V: Vector>(
     a: &[V; NV],
@@ -214,10 +214,10 @@ unsafe fn spread_inverse_norms<const NV: usize, V: Vector>(
     eps_mode: EpsMode,
 ) {
     let len = NV * V::W;
-    let mut acc = [0.0f32; U * 16];
-    let mut inv = [0.0f32; U * 16];
+    let mut acc = [0.0f32; MAX_U * 16];
+    let mut inv = [0.0f32; MAX_U * 16];
     for (u, a) in a.iter().enumerate() {
-        // SAFETY: acc holds U·16 >= NV·W floats.
+        // SAFETY: acc holds MAX_U·16 >= NV·W floats.
         unsafe { a.store_acc(acc.as_mut_ptr().add(u * V::W)) };
     }
     let acc = &mut acc[..len];
@@ -274,7 +274,7 @@ unsafe fn weight_vectors<V: Vector>(scale: Scale<'_>, g: usize, lanes: usize) ->
 /// Defines an instruction set's token, its checked constructor and its
 /// `#[target_feature]` entry point.
 macro_rules! isa {
-    ($token:ident, $vector:ty, $entry:ident, $features:literal, $detect:expr) => {
+    ($token:ident, $vector:ty, $u:literal, $entry:ident, $features:literal, $detect:expr) => {
         /// Proof that the CPU has this instruction set.
         #[derive(Debug, Clone, Copy)]
         pub(crate) struct $token(());
@@ -301,7 +301,7 @@ macro_rules! isa {
             $vector: Io<E>,
         {
             // SAFETY: the token proves the features this function enables.
-            unsafe { normalize_blocked::<E, $vector>(t, scale, eps, eps_mode) }
+            unsafe { normalize_blocked::<$u, E, $vector>(t, scale, eps, eps_mode) }
         }
     };
 }
@@ -309,6 +309,7 @@ macro_rules! isa {
 isa!(
     Avx512,
     V512,
+    16,
     normalize_avx512,
     "avx512f,fma,f16c",
     is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
@@ -316,11 +317,12 @@ isa!(
 isa!(
     Avx2,
     V256,
+    8,
     normalize_avx2,
     "avx2,fma,f16c",
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
 );
-isa!(Sse2, V128, normalize_sse2, "sse2", is_x86_feature_detected!("sse2"));
+isa!(Sse2, V128, 8, normalize_sse2, "sse2", is_x86_feature_detected!("sse2"));
 
 // ---------------------------------------------------------------- AVX-512F
 
