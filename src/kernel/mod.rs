@@ -1,9 +1,10 @@
 //! The L2Norm kernel: checks, work splitting, instruction-set dispatch.
 //!
 //! * [`reference`]: the f64 oracle.
-//! * `tiled`: the one-pass algorithm every path shares.
-//! * `portable`: plain loops the compiler vectorises (any target).
-//! * `x86`: AVX-512F, AVX2+FMA+F16C and SSE2 row loops.
+//! * `tiled`: the portable one-pass path, plain loops the compiler vectorises
+//!   (any target).
+//! * `x86`: the same algorithm register-blocked for AVX-512F, AVX2+FMA+F16C
+//!   and SSE2.
 //! * [`element`]: fp32 / fp16 / bf16 storage.
 //!
 //! [`Forward`] is what both the safe slice API and the C++ layer go through:
@@ -11,7 +12,6 @@
 //! once, then runs any position range of it.
 
 pub mod element;
-mod portable;
 pub mod reference;
 mod tiled;
 #[cfg(target_arch = "x86_64")]
@@ -41,15 +41,6 @@ impl Scale<'_> {
         }
     }
 
-    /// Group `g`'s weights repeated to 16 (lanes divides 16).
-    #[inline(always)]
-    pub(crate) fn weights16(&self, g: usize, lanes: usize) -> [f32; 16] {
-        let mut w = [0.0; 16];
-        for (i, w) in w.iter_mut().enumerate() {
-            *w = self.weight(g * lanes + i % lanes);
-        }
-        w
-    }
 }
 
 /// The code paths the kernel can take. `Scalar` is the portable path.
@@ -170,12 +161,10 @@ impl<'w> Forward<'w> {
         debug_assert_eq!(*t.layout(), self.layout);
         let (scale, eps, mode) = (self.scale, self.params.eps, self.params.eps_mode);
         let lanes = self.layout.lanes;
-        let tile = tiled::tile_positions(self.layout.channels(), lanes, self.elem_bytes, TILE_BYTES);
-        if 16 % lanes != 0 {
-            return portable::normalize_any_lanes(t, scale, eps, mode, tile);
-        }
         #[cfg(target_arch = "x86_64")]
         match isa {
+            // The x86 paths handle elempacks that divide 16 (all of ncnn's).
+            _ if 16 % lanes != 0 => {}
             Isa::Avx512 => {
                 if let Some(token) = x86::Avx512::new() {
                     // SAFETY: the token exists only on a CPU with AVX-512F.
@@ -196,8 +185,9 @@ impl<'w> Forward<'w> {
             }
             Isa::Scalar => {}
         }
-        let _ = isa;
-        tiled::normalize(portable::Portable, t, scale, eps, mode, tile)
+        let _ = (isa, lanes);
+        let tile = tiled::tile_positions(self.layout.channels(), lanes, self.elem_bytes, TILE_BYTES);
+        tiled::normalize(t, scale, eps, mode, tile)
     }
 }
 

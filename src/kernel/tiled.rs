@@ -1,55 +1,32 @@
-//! The one-pass algorithm every path shares, over tiles of positions.
+//! The portable path: the one-pass algorithm as plain loops over slices,
+//! written so the compiler vectorises them for whatever it targets. This is
+//! what aarch64 and other non-x86 targets run, and the x86 fallback (the
+//! `Scalar` path, and elempacks that do not divide 16).
 //!
-//! For a tile, pass 1 reads each channel group's slice of the tile and
-//! accumulates squares per lane (`acc[j] += x[j]^2`, one float per position and
-//! lane); the lanes of each position are summed to its sum of squares and
-//! turned into `1 / denominator`, spread back over the lanes as `k[j]`; pass 2
-//! scales the same slices (`x[j] *= k[j] * w[j]`) while they are still in
-//! cache. DRAM sees one read and one write of the tensor, like `x *= k`.
-//!
-//! Both passes are plain element-wise loops over contiguous slices, whatever
-//! the elempack; a [`RowKernel`] supplies them for one instruction set.
+//! For a tile of positions, pass 1 reads each channel group's slice of the
+//! tile and accumulates squares per lane (`acc[j] += x[j]^2`, one float per
+//! position and lane); the lanes of each position are summed to its sum of
+//! squares and turned into `1 / denominator`, spread back over the lanes as
+//! `k[j]`; pass 2 scales the same slices (`x[j] *= k[j] * w[j]`) while they
+//! are still in cache. DRAM sees one read and one write of the tensor, like
+//! `x *= k`.
 
 use super::element::Element;
 use super::Scale;
 use crate::layout::TensorMut;
 use crate::params::EpsMode;
 
-/// Largest tile, in floats of one channel group (positions * lanes).
+/// Largest tile, in elements of one channel group (positions * lanes).
 pub(crate) const MAX_TILE_FLOATS: usize = 4096;
 
-/// The weights of one channel group, repeated to 16 floats: the factor for
-/// element `j` of a row is `w16[j % 16]` (lanes divides 16).
-pub(crate) type Weights16 = [f32; 16];
-
-/// The two row loops of the algorithm, for one element type.
-pub(crate) trait RowKernel<E: Element>: Copy {
-    /// `acc[j] += row[j]^2`; `acc.len() == row.len()`.
-    fn accumulate(self, acc: &mut [f32], row: &[E]);
-    /// `row[j] *= k[j] * w16[j % 16]`; `k.len() == row.len()`, and
-    /// `row` starts on a multiple of 16 elements of the pattern.
-    fn scale(self, row: &mut [E], k: &[f32], w16: &Weights16);
-}
-
-/// Normalises every position of `t` with kernel `kern`.
-///
-/// `#[inline(always)]` so that each instruction set's entry point (a
-/// `#[target_feature]` function) compiles all of it, the reductions included,
-/// with its own vector width.
-#[inline(always)]
-pub(crate) fn normalize<E: Element, K: RowKernel<E>>(
-    kern: K,
-    t: &mut TensorMut<'_, E>,
-    scale: Scale<'_>,
-    eps: f32,
-    eps_mode: EpsMode,
-    tile: usize,
-) {
+/// Normalises every position of `t`, `tile` positions at a time.
+pub(crate) fn normalize<E: Element>(t: &mut TensorMut<'_, E>, scale: Scale<'_>, eps: f32, eps_mode: EpsMode, tile: usize) {
     let layout = *t.layout();
     let lanes = layout.lanes;
-    debug_assert!(16 % lanes == 0 && tile * lanes <= MAX_TILE_FLOATS);
-    let mut acc = [0.0f32; MAX_TILE_FLOATS];
-    let mut inv = [0.0f32; MAX_TILE_FLOATS];
+    let tile = tile.clamp(1, (MAX_TILE_FLOATS / lanes).max(1));
+    // Elempacks above MAX_TILE_FLOATS are not ncnn's; the buffers grow for them.
+    let mut acc = vec![0.0f32; (tile * lanes).max(MAX_TILE_FLOATS)];
+    let mut inv = vec![0.0f32; tile];
     let range = t.positions();
     let mut t0 = range.start;
     while t0 < range.end {
@@ -58,27 +35,67 @@ pub(crate) fn normalize<E: Element, K: RowKernel<E>>(
         let acc = &mut acc[..len];
         acc.fill(0.0);
         for g in 0..layout.groups {
-            kern.accumulate(acc, t.row(g, t0..t1));
-        }
-        // Sum the lanes of each position, invert its norm, spread it back.
-        if lanes == 1 {
-            invert_norms(acc, eps, eps_mode);
-        } else {
-            let inv = &mut inv[..n];
-            for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
-                *ss = lane_sums.iter().sum();
+            for (a, x) in acc.iter_mut().zip(t.row(g, t0..t1).iter()) {
+                let x = x.to_f32();
+                *a += x * x;
             }
-            invert_norms(inv, eps, eps_mode);
+        }
+        let inv = &mut inv[..n];
+        for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
+            *ss = lane_sums.iter().sum();
+        }
+        invert_norms(inv, eps, eps_mode);
+        if lanes > 1 && 16 % lanes == 0 {
+            // Spread the factors over the lanes so pass 2 runs in chunks of
+            // 16 elements against one 16-float weight pattern per group.
             for (ks, &k) in acc.chunks_exact_mut(lanes).zip(inv.iter()) {
                 ks.fill(k);
             }
-        }
-        let k = &*acc;
-        for g in 0..layout.groups {
-            let w16 = scale.weights16(g, lanes);
-            kern.scale(t.row(g, t0..t1), k, &w16);
+            for g in 0..layout.groups {
+                let mut w16 = [0.0f32; 16];
+                for (i, w) in w16.iter_mut().enumerate() {
+                    *w = scale.weight(g * lanes + i % lanes);
+                }
+                for (xs, ks) in t.row(g, t0..t1).chunks_mut(16).zip(acc.chunks(16)) {
+                    for ((x, &k), &w) in xs.iter_mut().zip(ks).zip(&w16) {
+                        *x = E::from_f32(x.to_f32() * (k * w));
+                    }
+                }
+            }
+        } else {
+            for g in 0..layout.groups {
+                scale_row(t.row(g, t0..t1), inv, scale, g, lanes);
+            }
         }
         t0 = t1;
+    }
+}
+
+/// `row[p·lanes + l] *= inv[p] * weight(g·lanes + l)`.
+#[inline(always)]
+fn scale_row<E: Element>(row: &mut [E], inv: &[f32], scale: Scale<'_>, g: usize, lanes: usize) {
+    if lanes == 1 {
+        let w = scale.weight(g);
+        for (x, &k) in row.iter_mut().zip(inv) {
+            *x = E::from_f32(x.to_f32() * (k * w));
+        }
+        return;
+    }
+    match scale {
+        Scale::Shared(w) => {
+            for (xs, &k) in row.chunks_exact_mut(lanes).zip(inv) {
+                let f = k * w;
+                xs.iter_mut().for_each(|x| *x = E::from_f32(x.to_f32() * f));
+            }
+        }
+        Scale::PerChannel(ws) => {
+            let ws = &ws[g * lanes..(g + 1) * lanes];
+            for (xs, &k) in row.chunks_exact_mut(lanes).zip(inv) {
+                for (x, &w) in xs.iter_mut().zip(ws) {
+                    *x = E::from_f32(x.to_f32() * (k * w));
+                }
+            }
+        }
     }
 }
 
@@ -97,12 +114,10 @@ pub(crate) fn invert_norms(ss: &mut [f32], eps: f32, eps_mode: EpsMode) {
 /// Positions per tile: the tile's slice of all channels stays within
 /// `tile_bytes` (so pass 2 finds it in cache), in whole multiples of 16
 /// positions where possible (cache-line aligned rows).
+/// When lanes divides 16, a tile's rows are whole multiples of 16 elements
+/// (the weight pattern's period).
 pub(crate) fn tile_positions(channels: usize, lanes: usize, elem_bytes: usize, tile_bytes: usize) -> usize {
-    let by_cache = tile_bytes / elem_bytes / channels.max(1);
-    let by_buffer = MAX_TILE_FLOATS / lanes;
-    let tile = by_cache.min(by_buffer);
-    // Rows of a tile must span whole multiples of 16 elements (the weight
-    // pattern's period) when lanes divides 16.
+    let tile = tile_bytes / elem_bytes / channels.max(1);
     let step = if 16 % lanes == 0 { 16 / lanes } else { 1 };
     if tile >= 16 {
         tile & !15
