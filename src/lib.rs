@@ -24,6 +24,7 @@ mod c_api;
 mod error;
 pub mod kernel;
 mod layout;
+pub mod model;
 mod params;
 
 pub use c_api::{register_on_c_net, NcnnNet};
