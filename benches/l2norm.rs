@@ -2,7 +2,11 @@
 //! static library exactly as a C++ app would link it, runs it, and leaves the
 //! table's rows in `target/l2norm-bench.tsv` for `benches/plot.py`.
 //!
-//! `cargo bench -- --quick` takes fewer samples.
+//! Then it fuses converter output from `tests/fixtures/fuse/` with
+//! `ncnn-l2norm fuse` and times each model before and after.
+//!
+//! `cargo bench -- --quick` takes fewer samples; `-- --fused-only` runs only
+//! the before/after-fuse rows.
 
 #[path = "../tests/common/cpp.rs"]
 mod cpp;
@@ -11,6 +15,7 @@ use std::process::Command;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let fused_only = std::env::args().any(|a| a == "--fused-only");
     // -march=native only for the bench's own floor loops; the layer inside
     // the static library picks its path at run time.
     let exe = cpp::build_program("benches/l2norm_bench.cpp", &["-O3", "-march=native"]);
@@ -19,7 +24,34 @@ fn main() {
     if quick {
         cmd.arg("--quick");
     }
-    let status = cmd.arg(&tsv).status().expect("run the benchmark");
-    assert!(status.success(), "benchmark failed: {status}");
-    eprintln!("rows written to {}", tsv.display());
+    if !fused_only {
+        let status = cmd.arg(&tsv).status().expect("run the benchmark");
+        assert!(status.success(), "benchmark failed: {status}");
+        eprintln!("rows written to {}", tsv.display());
+    }
+
+    // Converter output before and after `ncnn-l2norm fuse`, on inputs of a
+    // realistic size (the nets take any input size).
+    println!("\nConverter output (pnnx) vs the same model after `ncnn-l2norm fuse`, default options:\n");
+    println!("| model | input | threads | unfused ms | fused ms | fused/unfused |\n|---|---|---|---|---|---|");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuse");
+    let work = cpp::target_profile_dir().parent().unwrap().join("fuse-bench");
+    std::fs::create_dir_all(&work).unwrap();
+    for (name, outs) in [("ssdlike_ts", &["out0", "out1"][..]), ("mmdet_conv_ts", &["out0"][..]), ("ssd_conv_onnx11", &["out0"][..])] {
+        let (param, bin) = (fixtures.join(format!("{name}.ncnn.param")), fixtures.join(format!("{name}.ncnn.bin")));
+        let (fparam, fbin) = (work.join(format!("{name}.fused.param")), work.join(format!("{name}.fused.bin")));
+        let opts = ncnn_l2norm::model::fuse::FuseOptions::default();
+        if let Err(e) = ncnn_l2norm::model::fuse::fuse_files(&param, &bin, &fparam, &fbin, opts) {
+            panic!("fusing {name}: {e}");
+        }
+        let status = Command::new(&exe)
+            .arg("--pair")
+            .arg(name)
+            .args([&param, &bin, &fparam, &fbin])
+            .args(["150", "150", "3"])
+            .args(outs)
+            .status()
+            .expect("run the benchmark");
+        assert!(status.success(), "fused-model benchmark failed: {status}");
+    }
 }

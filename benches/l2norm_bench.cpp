@@ -6,7 +6,10 @@
 // plus whole nets (input -> conv -> X -> conv) with each of the three.
 //
 // usage: l2norm_bench [--quick] [TSV_OUT]
+//        l2norm_bench --pair NAME A.param A.bin B.param B.bin W H C OUT...
 // Prints a markdown table; writes the same rows as TSV for benches/plot.py.
+// --pair times two models (a converter's output and the same model after
+// `ncnn-l2norm fuse`) on one W x H x C input, extracting blobs OUT...
 
 #include "ncnn_l2norm/l2norm.h"
 
@@ -310,8 +313,66 @@ static void fmt_ratio(char* out, double a, double b)
         sprintf(out, "%.2f", a / b);
 }
 
+// Median ms of a forward through `net`, extracting every blob of `outs`.
+static double time_model(ncnn::Net& net, const ncnn::Mat& in, const std::vector<std::string>& outs, int samples)
+{
+    std::vector<double> t;
+    for (int k = 0; k < samples + 1; k++)
+    {
+        const double t0 = ncnn::get_current_time();
+        ncnn::Extractor ex = net.create_extractor();
+        ex.input("in0", in);
+        for (size_t i = 0; i < outs.size(); i++)
+        {
+            ncnn::Mat out;
+            if (ex.extract(outs[i].c_str(), out) != 0)
+                return -1;
+        }
+        if (k > 0)
+            t.push_back(ncnn::get_current_time() - t0);
+    }
+    return median(t);
+}
+
+static int pair_main(int argc, char** argv)
+{
+    if (argc < 11)
+    {
+        fprintf(stderr, "usage: l2norm_bench --pair NAME A.param A.bin B.param B.bin W H C OUT...\n");
+        return 2;
+    }
+    const char* name = argv[2];
+    const int w = atoi(argv[7]), h = atoi(argv[8]), c = atoi(argv[9]);
+    std::vector<std::string> outs(argv + 10, argv + argc);
+    ncnn::Mat in(w, h, c);
+    unsigned int state = 5;
+    for (int q = 0; q < c; q++)
+        for (int i = 0; i < w * h; i++)
+            in.channel(q)[i] = uniform(state);
+    for (int threads = 1; threads <= 2; threads++)
+    {
+        double ms[2];
+        for (int m = 0; m < 2; m++)
+        {
+            ncnn::Net net;
+            net.opt.num_threads = threads;
+            ncnn_l2norm::register_l2norm(net);
+            if (net.load_param(argv[3 + 2 * m]) != 0 || net.load_model(argv[4 + 2 * m]) != 0)
+            {
+                fprintf(stderr, "cannot load %s\n", argv[3 + 2 * m]);
+                return 1;
+            }
+            ms[m] = time_model(net, in, outs, 21);
+        }
+        printf("| %s | %dx%dx%d | %d | %.4f | %.4f | %.2f |\n", name, c, h, w, threads, ms[0], ms[1], ms[1] / ms[0]);
+    }
+    return 0;
+}
+
 int main(int argc, char** argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--pair") == 0)
+        return pair_main(argc, argv);
     bool quick = false;
     const char* tsv_path = 0;
     for (int i = 1; i < argc; i++)

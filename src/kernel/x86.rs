@@ -51,6 +51,10 @@ pub(crate) trait Io<E>: Vector {
 /// hold 16 accumulators or factors plus temporaries; AVX2's and SSE's 16 hold 8).
 const MAX_U: usize = 16;
 
+/// Bytes of one tile across all channel groups: small enough that pass 2
+/// finds it in L2 (and in L1 for packed blobs of a few hundred channels).
+const TILE_BYTES: usize = 256 * 1024;
+
 /// Normalises every position of `t`, register-blocked.
 ///
 /// A tile is `U` (8 or 16) vectors of every channel group's row (U·W elements, a whole
@@ -60,9 +64,10 @@ const MAX_U: usize = 16;
 /// one store per element, the second read hitting cache (a tile is
 /// `groups · U·W` elements: 32 KiB for 512 fp32 channels at elempack 16 on
 /// AVX-512).
-/// What is left after the full tiles goes in tiles of one position's worth of
-/// vectors, then (fewer than W elements) with scalar arithmetic that rounds
-/// like the vectors do, so results never depend on where tiles end.
+/// Tiles are as wide as U vectors when the tile across all groups fits in
+/// TILE_BYTES, narrower otherwise and for what is left at the end; the last
+/// elements (fewer than W) take scalar arithmetic that rounds like the
+/// vectors do, so results never depend on where tiles end.
 ///
 /// # Safety
 /// The CPU supports `V`'s instructions and `16 % lanes == 0`.
@@ -73,25 +78,34 @@ unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
     eps: f32,
     eps_mode: EpsMode,
 ) {
-    let lanes = t.layout().lanes;
+    let layout = *t.layout();
+    let lanes = layout.lanes;
     let range = t.positions();
+    // Tile width: the most vectors per row (up to U) whose tile, across all
+    // groups, stays within TILE_BYTES; at least one position's worth.
+    let column_bytes = layout.groups * V::W * std::mem::size_of::<E>();
+    let min_nv = (lanes / V::W).max(1);
+    let max_nv = (TILE_BYTES / column_bytes.max(1)).clamp(1, U).max(min_nv);
     let mut p0 = range.start;
-    // SAFETY (all tile calls): the CPU has V's instructions; each tile's
-    // positions lie in `range`.
-    while p0 + U * V::W / lanes <= range.end {
-        unsafe { tile::<U, E, V>(t, p0, scale, eps, eps_mode) };
-        p0 += U * V::W / lanes;
+    // Widest tiles first, then narrower ones for what is left.
+    macro_rules! tiles_of {
+        ($nv:literal) => {
+            if $nv <= max_nv && $nv >= min_nv {
+                let step = $nv * V::W / lanes;
+                while p0 + step <= range.end {
+                    // SAFETY: the CPU has V's instructions; the tile's
+                    // positions lie in `range`; $nv·W is a multiple of lanes.
+                    unsafe { tile::<$nv, E, V>(t, p0, scale, eps, eps_mode) };
+                    p0 += step;
+                }
+            }
+        };
     }
-    // A vector holds W / lanes positions, or a position spans lanes / W vectors.
-    let step = (V::W / lanes).max(1);
-    while p0 + step <= range.end {
-        match lanes / V::W {
-            0 | 1 => unsafe { tile::<1, E, V>(t, p0, scale, eps, eps_mode) },
-            2 => unsafe { tile::<2, E, V>(t, p0, scale, eps, eps_mode) },
-            _ => unsafe { tile::<4, E, V>(t, p0, scale, eps, eps_mode) },
-        }
-        p0 += step;
-    }
+    tiles_of!(16);
+    tiles_of!(8);
+    tiles_of!(4);
+    tiles_of!(2);
+    tiles_of!(1);
     if p0 < range.end {
         scalar_tail::<E, V>(t, p0..range.end, scale, eps, eps_mode);
     }
