@@ -61,6 +61,17 @@ fn fp16_bf16_and_packed_blobs_as_ncnn_layer_tests_pass_them() {
     assert_eq!(stdout.lines().filter(|l| l.ends_with("of tolerance ok")).count(), 4 * 4 * 3 * 2, "{stdout}");
 }
 
+#[test]
+fn one_net_many_threads_gives_bit_identical_outputs() {
+    // -pthread: std::thread in the test program itself.
+    let exe = build_program("tests/cpp/concurrency.cpp", &["-O1", "-pthread"]);
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/ncnn-models");
+    let out = run(&exe, &[models, "250"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("8 threads x 250 forwards: 0 mismatches"), "{stdout}");
+}
+
 /// Each case: the ncnn return code, and what the layer's one log line must
 /// say (None: the layer logs nothing).
 const CASES: &[(&str, i32, Option<&str>)] = &[
