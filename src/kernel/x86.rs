@@ -33,6 +33,15 @@ pub(crate) trait Vector: Copy {
     unsafe fn mul(self, other: Self) -> Self;
     /// Sum of the W lanes (one position's lanes when lanes == W), by halves.
     unsafe fn hsum(self) -> f32;
+    /// `out[i] = v[i].hsum()` for 16 vectors, bit for bit; AVX-512 does it as
+    /// one transpose-and-add tree instead of 16 separate reductions.
+    #[inline(always)]
+    unsafe fn hsum16(v: &[Self; 16], out: &mut [f32; 16]) {
+        for (o, v) in out.iter_mut().zip(v) {
+            // SAFETY: the caller keeps the trait's contract.
+            *o = unsafe { v.hsum() };
+        }
+    }
     /// `lanes` floats at `p` (`lanes` < W, dividing W) repeated across the vector.
     unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self;
 }
@@ -146,9 +155,15 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     if lanes == V::W {
         // One vector is one position: sum it in registers.
         let mut inv = [0.0f32; NV];
-        for (ss, a) in inv.iter_mut().zip(a.iter()) {
+        match (<&[V; 16]>::try_from(&a[..]), <&mut [f32; 16]>::try_from(&mut inv[..])) {
             // SAFETY: the CPU has V's instructions.
-            *ss = unsafe { a.hsum() };
+            (Ok(a16), Ok(inv16)) => unsafe { V::hsum16(a16, inv16) },
+            _ => {
+                for (ss, a) in inv.iter_mut().zip(a.iter()) {
+                    // SAFETY: the CPU has V's instructions.
+                    *ss = unsafe { a.hsum() };
+                }
+            }
         }
         tiled::invert_norms(&mut inv, eps, eps_mode);
         for (k, &inv) in k.iter_mut().zip(inv.iter()) {
@@ -400,6 +415,33 @@ impl Vector for V512 {
         let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self.0)));
         // SAFETY: AVX-512F implies AVX (the caller's contract).
         unsafe { V256(_mm256_add_ps(_mm512_castps512_ps256(self.0), hi)).hsum() }
+    }
+    #[inline(always)]
+    unsafe fn hsum16(v: &[Self; 16], out: &mut [f32; 16]) {
+        // The same tree as `hsum` (lanes i + i+8, then + i+4, + i+2, + i+1),
+        // on all 16 vectors at once: each stage adds two halves of pairs of
+        // vectors packed side by side, halving the number of vectors.
+        // Stage 1: 256-bit halves; w[i] holds v[2i]'s 8 sums then v[2i+1]'s.
+        let w: [__m512; 8] = std::array::from_fn(|i| {
+            let (a, b) = (v[2 * i].0, v[2 * i + 1].0);
+            _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(a, b), _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b))
+        });
+        // Stage 2: 128-bit quarters; x[j]'s quarter q holds v[4j+q]'s 4 sums.
+        let x: [__m512; 4] = std::array::from_fn(|j| {
+            let (a, b) = (w[2 * j], w[2 * j + 1]);
+            _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(a, b), _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b))
+        });
+        // Stage 3: pairs within quarters; quarter q of y[k] holds 2 sums each
+        // of v[8k+q] and v[8k+4+q].
+        let y: [__m512; 2] = std::array::from_fn(|k| {
+            let (a, b) = (x[2 * k], x[2 * k + 1]);
+            _mm512_add_ps(_mm512_shuffle_ps::<0b01_00_01_00>(a, b), _mm512_shuffle_ps::<0b11_10_11_10>(a, b))
+        });
+        // Stage 4: element 4q + m of z is the total of v[4m + q].
+        let z = _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(y[0], y[1]), _mm512_shuffle_ps::<0b11_01_11_01>(y[0], y[1]));
+        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        // SAFETY: out holds 16 floats.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), _mm512_permutexvar_ps(order, z)) };
     }
 }
 
