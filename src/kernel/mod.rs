@@ -110,6 +110,11 @@ const MIN_BYTES_PER_CHUNK: usize = 256 * 1024;
 /// Bytes of one tile across all channels: kept within L2 so pass 2 finds it.
 const TILE_BYTES: usize = 128 * 1024;
 
+/// Tensors below this size stay in L2 between calls on the machines we
+/// measure (2 MiB of L2 per core).
+#[cfg(target_arch = "x86_64")]
+const CACHE_RESIDENT_BYTES: usize = 2 << 20;
+
 /// A checked forward call: input shape, parameters and weights agree.
 #[derive(Debug, Clone, Copy)]
 pub struct Forward<'w> {
@@ -135,9 +140,14 @@ impl<'w> Forward<'w> {
         &self.layout
     }
 
+    /// Bytes of channel values (padding excluded).
+    fn tensor_bytes(&self) -> usize {
+        self.layout.channels() * self.layout.positions * self.elem_bytes
+    }
+
     /// How many chunks to split the positions into for `num_threads` threads.
     pub fn chunks(&self, num_threads: i32) -> usize {
-        let bytes = self.layout.channels() * self.layout.positions * self.elem_bytes;
+        let bytes = self.tensor_bytes();
         let by_size = (bytes / MIN_BYTES_PER_CHUNK).min(self.layout.positions / 16);
         (num_threads.max(1) as usize).min(by_size).max(1)
     }
@@ -166,9 +176,11 @@ impl<'w> Forward<'w> {
             // The x86 paths handle elempacks that divide 16 (all of ncnn's).
             _ if 16 % lanes != 0 => {}
             // Unpacked rows start wherever `cstep` puts them, so most 64-byte
-            // loads would straddle two cache lines; 32-byte ones do half as
-            // often, and measure 15-20% faster here.
-            Isa::Avx512 if lanes == 1 && x86::Avx2::new().is_some() => {
+            // loads straddle two cache lines; 32-byte ones do half as often.
+            // That wins while the tensor is cache-resident (1024x19x19: 25%
+            // faster); larger ones stream from memory and gain more from
+            // AVX-512's longer runs per row (512x64x64: 40% faster).
+            Isa::Avx512 if lanes == 1 && self.tensor_bytes() < CACHE_RESIDENT_BYTES && x86::Avx2::new().is_some() => {
                 return self.run_on(Isa::Avx2, t);
             }
             Isa::Avx512 => {
