@@ -1,7 +1,9 @@
 //! Starts the C++ demo (`cpp/l2norm_demo.cpp`), which links the layer like any
 //! ncnn app would. Models default to this crate's `ncnn-models/`.
 
-use std::ffi::{c_char, c_int, CString};
+mod c_main;
+
+use std::ffi::{c_char, c_int};
 
 // Links the library, and with it the C++ layer and demo compiled into it.
 use ncnn_l2norm as _;
@@ -16,17 +18,6 @@ fn main() {
         args.push("--models".into());
         args.push(concat!(env!("CARGO_MANIFEST_DIR"), "/ncnn-models").into());
     }
-    let args: Vec<CString> = args
-        .into_iter()
-        .map(|a| CString::new(a).unwrap_or_else(|_| {
-            eprintln!("l2norm-demo: argument contains a NUL byte");
-            std::process::exit(2)
-        }))
-        .collect();
-    let mut argv: Vec<*mut c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
-    argv.push(std::ptr::null_mut());
-    // SAFETY: argv holds args.len() pointers to NUL-terminated strings that
-    // outlive the call, then a null, as a C main() expects; the demo only reads them.
-    let code = unsafe { l2norm_demo_main(args.len() as c_int, argv.as_mut_ptr()) };
-    std::process::exit(code);
+    // SAFETY: l2norm_demo_main is a C main: it reads argc strings and keeps none.
+    unsafe { c_main::run(l2norm_demo_main, args, "l2norm-demo") }
 }
