@@ -63,6 +63,14 @@ struct Ncnn {
 // ---------------------------------------------------------------- discovery
 
 fn find_ncnn() -> Result<Ncnn, String> {
+    // Read (and so log, and have cargo watch) every variable discovery depends
+    // on up front: a later step's variable must rerun this script even when
+    // an earlier step decided the last build.
+    for var in ["PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR"] {
+        env_var(var);
+    }
+    let cmake_prefix_path = env_var("CMAKE_PREFIX_PATH");
+    let no_build = env_var("NCNN_L2NORM_NO_BUILD").is_some_and(|v| v != "0");
     if let Some(dir) = env_var("NCNN_DIR") {
         let dir = PathBuf::from(dir);
         return inspect_prefix(&dir, "NCNN_DIR")
@@ -71,16 +79,14 @@ fn find_ncnn() -> Result<Ncnn, String> {
     if let Some(ncnn) = from_pkg_config() {
         return Ok(ncnn);
     }
-    let mut prefixes: Vec<PathBuf> = env_var("CMAKE_PREFIX_PATH")
-        .map(|v| env::split_paths(&v).collect())
-        .unwrap_or_default();
+    let mut prefixes: Vec<PathBuf> = cmake_prefix_path.map(|v| env::split_paths(&v).collect()).unwrap_or_default();
     prefixes.extend([PathBuf::from("/usr/local"), PathBuf::from("/usr")]);
     for prefix in prefixes {
         if let Some(ncnn) = inspect_prefix(&prefix, "ncnnConfig.cmake") {
             return Ok(ncnn);
         }
     }
-    if env_var("NCNN_L2NORM_NO_BUILD").is_some_and(|v| v != "0") {
+    if no_build {
         return Err("no installed ncnn found and NCNN_L2NORM_NO_BUILD forbids building one".into());
     }
     build_pinned_ncnn()
