@@ -45,25 +45,15 @@ impl EpsMode {
         }
     }
 
-    /// `1 / denominator` for a sum of squares, in f32 (the fast paths).
-    #[inline(always)]
-    pub fn inv_norm_f32(self, ss: f32, eps: f32) -> f32 {
-        let denom = match self {
-            EpsMode::Add => ss.sqrt() + eps,
-            EpsMode::Caffe => (ss + eps).sqrt(),
-            EpsMode::Max => ss.sqrt().max(eps),
-            EpsMode::TensorFlow => ss.max(eps).sqrt(),
-        };
-        1.0 / denom
-    }
-
-    /// `1 / denominator` in f64 (the reference).
+    /// `1 / denominator` in f64 (the reference). A NaN sum stays NaN in
+    /// every mode, as in PyTorch (`clamp_min` propagates NaN; `f64::max` would not).
     pub fn inv_norm_f64(self, ss: f64, eps: f64) -> f64 {
+        let max_nan = |a: f64, b: f64| if a.is_nan() || a >= b { a } else { b };
         let denom = match self {
             EpsMode::Add => ss.sqrt() + eps,
             EpsMode::Caffe => (ss + eps).sqrt(),
-            EpsMode::Max => ss.sqrt().max(eps),
-            EpsMode::TensorFlow => ss.max(eps).sqrt(),
+            EpsMode::Max => max_nan(ss.sqrt(), eps),
+            EpsMode::TensorFlow => max_nan(ss, eps).sqrt(),
         };
         1.0 / denom
     }

@@ -128,6 +128,27 @@ fn zero_vectors_stay_zero_with_positive_eps() {
 }
 
 #[test]
+fn a_nan_channel_makes_its_position_nan_in_every_mode() {
+    // As in PyTorch: the norm is NaN, so every channel at that position is.
+    for mode in MODES {
+        let view = MatView::dims3(4, 1, 3, 1).with_cstep(4);
+        let p = params(3, 1e-2, mode, false);
+        let mut data = vec![1.0f32; 12];
+        data[4 + 2] = f32::NAN; // channel 1, position 2
+        let expected = l2norm_reference(&data, &view, &p, &[1.0; 3]).unwrap();
+        for isa in Isa::available() {
+            let forward = Forward::new::<f32>(&view, &p, &[1.0; 3]).unwrap();
+            let mut got = data.clone();
+            forward.run_on(isa, &mut TensorMut::from_slice(&mut got, *forward.layout()).unwrap());
+            for c in 0..3 {
+                assert!(got[c * 4 + 2].is_nan() && expected[c * 4 + 2].is_nan(), "{mode:?} {isa:?}: {got:?}");
+                assert!(got[c * 4].is_finite(), "{mode:?} {isa:?}: other positions stay finite");
+            }
+        }
+    }
+}
+
+#[test]
 fn known_values() {
     // One position, channels (3, 4): norm 5.
     let view = MatView::dims1(2, 1);

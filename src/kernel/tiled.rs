@@ -101,13 +101,16 @@ fn scale_row<E: Element>(row: &mut [E], inv: &[f32], scale: Scale<'_>, g: usize,
 
 /// Replaces each sum of squares by `1 / denominator`: one simple loop per
 /// mode, so each vectorises (sqrt and division are exact in every width).
+/// A NaN sum stays NaN in every mode, as in PyTorch.
 #[inline(always)]
 pub(crate) fn invert_norms(ss: &mut [f32], eps: f32, eps_mode: EpsMode) {
+    // max that keeps a NaN in `a` (f32::max would return `b`).
+    let max_nan = |a: f32, b: f32| if a.is_nan() || a >= b { a } else { b };
     match eps_mode {
         EpsMode::Add => ss.iter_mut().for_each(|s| *s = 1.0 / (s.sqrt() + eps)),
         EpsMode::Caffe => ss.iter_mut().for_each(|s| *s = 1.0 / (*s + eps).sqrt()),
-        EpsMode::Max => ss.iter_mut().for_each(|s| *s = 1.0 / s.sqrt().max(eps)),
-        EpsMode::TensorFlow => ss.iter_mut().for_each(|s| *s = 1.0 / s.max(eps).sqrt()),
+        EpsMode::Max => ss.iter_mut().for_each(|s| *s = 1.0 / max_nan(s.sqrt(), eps)),
+        EpsMode::TensorFlow => ss.iter_mut().for_each(|s| *s = 1.0 / max_nan(*s, eps).sqrt()),
     }
 }
 
