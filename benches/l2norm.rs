@@ -5,8 +5,8 @@
 //! Then it fuses converter output from `tests/fixtures/fuse/` with
 //! `ncnn-l2norm fuse` and times each model before and after.
 //!
-//! `cargo bench -- --quick` takes fewer samples; `-- --fused-only` runs only
-//! the before/after-fuse rows.
+//! `cargo bench -- --quick` takes fewer samples; `-- --only 512x38x38` times
+//! one tensor; `-- --fused-only` runs only the before/after-fuse rows.
 
 #[path = "../tests/common/cpp.rs"]
 mod cpp;
@@ -23,6 +23,10 @@ fn main() {
     let mut cmd = Command::new(&exe);
     if quick {
         cmd.arg("--quick");
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--only") {
+        cmd.arg("--only").arg(args.get(i + 1).expect("--only takes a tensor like 512x38x38"));
     }
     if !fused_only {
         let status = cmd.arg(&tsv).status().expect("run the benchmark");

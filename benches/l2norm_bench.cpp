@@ -5,7 +5,7 @@
 //   floor     one in-place pass x *= k over the same bytes
 // plus whole nets (input -> conv -> X -> conv) with each of the three.
 //
-// usage: l2norm_bench [--quick] [TSV_OUT]
+// usage: l2norm_bench [--quick] [--only CxHxW] [TSV_OUT]
 //        l2norm_bench --pair NAME A.param A.bin B.param B.bin W H C OUT...
 // Prints a markdown table; writes the same rows as TSV for benches/plot.py.
 // --pair times two models (a converter's output and the same model after
@@ -375,10 +375,13 @@ int main(int argc, char** argv)
         return pair_main(argc, argv);
     bool quick = false;
     const char* tsv_path = 0;
+    const char* only = 0;
     for (int i = 1; i < argc; i++)
     {
         if (strcmp(argv[i], "--quick") == 0)
             quick = true;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
         else
             tsv_path = argv[i];
     }
@@ -397,6 +400,10 @@ int main(int argc, char** argv)
     for (int s = 0; s < 5; s++)
     {
         const int c = shapes[s][0], h = shapes[s][1], w = shapes[s][2];
+        char name[64];
+        snprintf(name, sizeof(name), "%dx%dx%d", c, h, w);
+        if (only && strcmp(only, name) != 0)
+            continue;
         ncnn::Mat base(w, h, c);
         unsigned int state = 1234u + s;
         for (int q = 0; q < c; q++)

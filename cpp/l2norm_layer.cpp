@@ -168,11 +168,19 @@ int L2Norm::forward_inplace(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt)
     const int chunks = plan.chunks; // 1 <= chunks <= max(1, opt.num_threads)
     int failed = 0;
 
-    // Chunks own disjoint positions; ncnn's OpenMP threads run them.
-    #pragma omp parallel for num_threads(chunks) reduction(| : failed)
-    for (int i = 0; i < chunks; i++)
+    if (chunks == 1)
     {
-        failed |= bridge::forward_chunk(shape, data, params, weights, i, chunks) != 0;
+        // Small blobs: no parallel region to open.
+        failed = bridge::forward_chunk(shape, data, params, weights, 0, 1) != 0;
+    }
+    else
+    {
+        // Chunks own disjoint positions; ncnn's OpenMP threads run them.
+        #pragma omp parallel for num_threads(chunks) reduction(| : failed)
+        for (int i = 0; i < chunks; i++)
+        {
+            failed |= bridge::forward_chunk(shape, data, params, weights, i, chunks) != 0;
+        }
     }
 
     if (failed)
