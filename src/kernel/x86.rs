@@ -31,6 +31,13 @@ pub(crate) trait Vector: Copy {
     /// or not), so results do not depend on where tiles end.
     fn square_add_scalar(x: f32, acc: f32) -> f32;
     unsafe fn mul(self, other: Self) -> Self;
+    unsafe fn add(self, other: Self) -> Self;
+    unsafe fn div(self, other: Self) -> Self;
+    unsafe fn sqrt(self) -> Self;
+    /// Lane-wise `if self is NaN or self >= other { self } else { other }`.
+    unsafe fn max_keep_nan(self, other: Self) -> Self;
+    /// `self + self` with lanes `i` and `i ^ d` exchanged (`d` a power of two below W).
+    unsafe fn swap_add(self, d: usize) -> Self;
     /// Sum of the W lanes (one position's lanes when lanes == W), by halves.
     unsafe fn hsum(self) -> f32;
     /// `out[i] = v[i].hsum()` for 16 vectors, bit for bit; AVX-512 does it as
@@ -55,10 +62,6 @@ pub(crate) trait Io<E>: Vector {
     unsafe fn load(p: *const E) -> Self;
     unsafe fn store(self, p: *mut E);
 }
-
-/// Largest number of vectors per row in one tile (AVX-512's 32 registers
-/// hold 16 accumulators or factors plus temporaries; AVX2's and SSE's 16 hold 8).
-const MAX_U: usize = 16;
 
 /// Bytes of one tile across all channel groups: small enough that pass 2
 /// finds it in L2 (and in L1 for packed blobs of a few hundred channels).
@@ -152,27 +155,50 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     // back over its lanes.
     // SAFETY: the CPU has V's instructions.
     let mut k = [unsafe { V::splat(0.0) }; NV];
-    if lanes == V::W {
-        // One vector is one position: sum it in registers.
-        let mut inv = [0.0f32; NV];
-        match (<&[V; 16]>::try_from(&a[..]), <&mut [f32; 16]>::try_from(&mut inv[..])) {
+    if lanes == V::W && NV == 16 {
+        // 16 vectors, one position each: one transpose tree sums them all.
+        let mut inv = [0.0f32; 16];
+        if let Ok(a16) = <&[V; 16]>::try_from(&a[..]) {
             // SAFETY: the CPU has V's instructions.
-            (Ok(a16), Ok(inv16)) => unsafe { V::hsum16(a16, inv16) },
-            _ => {
-                for (ss, a) in inv.iter_mut().zip(a.iter()) {
-                    // SAFETY: the CPU has V's instructions.
-                    *ss = unsafe { a.hsum() };
-                }
-            }
+            unsafe { V::hsum16(a16, &mut inv) };
         }
         tiled::invert_norms(&mut inv, eps, eps_mode);
         for (k, &inv) in k.iter_mut().zip(inv.iter()) {
             // SAFETY: the CPU has V's instructions.
             *k = unsafe { V::splat(inv) };
         }
-    } else {
-        // SAFETY: the CPU has V's instructions.
+    } else if lanes > 1 && lanes < V::W {
+        // SAFETY: the CPU has V's instructions; NV·W <= 256 and is a multiple of lanes.
         unsafe { spread_inverse_norms::<NV, V>(&a, &mut k, lanes, eps, eps_mode) };
+    } else {
+        // A position is one lane (lanes 1), one vector (lanes W, in a
+        // narrower tile) or spans `per_position` vectors (lanes > W): add its
+        // vectors by halves, then butterfly within the vector so every lane
+        // holds the total, summed in `hsum`'s order, then invert in place.
+        let per_position = (lanes / V::W).max(1);
+        for (ks, as_) in k.chunks_exact_mut(per_position).zip(a.chunks_exact(per_position)) {
+            // SAFETY: the CPU has V's instructions.
+            let mut sum = [unsafe { V::splat(0.0) }; 4]; // lanes <= 16, W >= 4
+            sum[..per_position].copy_from_slice(as_);
+            let mut n = per_position;
+            while n > 1 {
+                n /= 2;
+                for i in 0..n {
+                    // SAFETY: the CPU has V's instructions.
+                    sum[i] = unsafe { sum[i].add(sum[i + n]) };
+                }
+            }
+            let mut s = sum[0];
+            let mut d = lanes.min(V::W) / 2;
+            while d >= 1 {
+                // SAFETY: the CPU has V's instructions; d < W.
+                s = unsafe { s.swap_add(d) };
+                d /= 2;
+            }
+            // SAFETY: the CPU has V's instructions.
+            let inv = unsafe { invert(s, eps, eps_mode) };
+            ks.fill(inv);
+        }
     }
     // Pass 2: x *= k * w, factors in registers. Walking the groups
     // backwards meets the rows pass 1 read last, most likely still in
@@ -214,6 +240,7 @@ fn scalar_tail<E: Element, V: Vector>(
         }
     }
     let inv = &mut inv[..p1 - p0];
+    // In order, as `spread_inverse_norms` sums: only lanes < W get here.
     for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
         *ss = lane_sums.iter().sum();
     }
@@ -228,12 +255,33 @@ fn scalar_tail<E: Element, V: Vector>(
     }
 }
 
-/// Turns pass 1's per-lane sums `a` into per-element factors `k`: stores them,
-/// sums each position's lanes in order, inverts, and spreads the results back
-/// over the lanes (the path for lanes other than W).
+/// `1 / denominator` in every lane, exactly as `tiled::invert_norms` computes
+/// it (sqrt, division and max are exact; NaN sums stay NaN).
 ///
 /// # Safety
-/// The CPU has V's instructions; `NV·W <= MAX_U·16` and is a multiple of `lanes`.
+/// The CPU has V's instructions.
+#[inline(always)]
+unsafe fn invert<V: Vector>(ss: V, eps: f32, eps_mode: EpsMode) -> V {
+    // SAFETY (all): the CPU has V's instructions (the caller's contract).
+    unsafe {
+        let (one, e) = (V::splat(1.0), V::splat(eps));
+        let denom = match eps_mode {
+            EpsMode::Add => ss.sqrt().add(e),
+            EpsMode::Caffe => ss.add(e).sqrt(),
+            EpsMode::Max => ss.sqrt().max_keep_nan(e),
+            EpsMode::TensorFlow => ss.max_keep_nan(e).sqrt(),
+        };
+        one.div(denom)
+    }
+}
+
+/// Turns pass 1's per-lane sums `a` into per-element factors `k`: stores them,
+/// sums each position's lanes in order, inverts, and spreads the results back
+/// over the lanes: the path for 1 < lanes < W, where inverting whole vectors
+/// would repeat each square root W / lanes times.
+///
+/// # Safety
+/// The CPU has V's instructions; `NV·W <= 256` and is a multiple of `lanes`.
 #[inline(always)]
 unsafe fn spread_inverse_norms<const NV: usize, V: Vector>(
     a: &[V; NV],
@@ -243,10 +291,10 @@ unsafe fn spread_inverse_norms<const NV: usize, V: Vector>(
     eps_mode: EpsMode,
 ) {
     let len = NV * V::W;
-    let mut acc = [0.0f32; MAX_U * 16];
-    let mut inv = [0.0f32; MAX_U * 16];
+    let mut acc = [0.0f32; 16 * 16];
+    let mut inv = [0.0f32; 16 * 16];
     for (u, a) in a.iter().enumerate() {
-        // SAFETY: acc holds MAX_U·16 >= NV·W floats.
+        // SAFETY: acc holds 256 >= NV·W floats.
         unsafe { a.store_acc(acc.as_mut_ptr().add(u * V::W)) };
     }
     let acc = &mut acc[..len];
@@ -411,6 +459,34 @@ impl Vector for V512 {
         V512(_mm512_mul_ps(self.0, other.0))
     }
     #[inline(always)]
+    unsafe fn add(self, other: Self) -> Self {
+        V512(_mm512_add_ps(self.0, other.0))
+    }
+    #[inline(always)]
+    unsafe fn div(self, other: Self) -> Self {
+        V512(_mm512_div_ps(self.0, other.0))
+    }
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        V512(_mm512_sqrt_ps(self.0))
+    }
+    #[inline(always)]
+    unsafe fn max_keep_nan(self, other: Self) -> Self {
+        // maxps returns its second operand when the comparison fails (NaN).
+        V512(_mm512_max_ps(other.0, self.0))
+    }
+    #[inline(always)]
+    unsafe fn swap_add(self, d: usize) -> Self {
+        let v = self.0;
+        let swapped = match d {
+            8 => _mm512_shuffle_f32x4::<0b01_00_11_10>(v, v),
+            4 => _mm512_shuffle_f32x4::<0b10_11_00_01>(v, v),
+            2 => _mm512_shuffle_ps::<0b01_00_11_10>(v, v),
+            _ => _mm512_shuffle_ps::<0b10_11_00_01>(v, v),
+        };
+        V512(_mm512_add_ps(v, swapped))
+    }
+    #[inline(always)]
     unsafe fn hsum(self) -> f32 {
         let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self.0)));
         // SAFETY: AVX-512F implies AVX (the caller's contract).
@@ -549,6 +625,33 @@ impl Vector for V256 {
         V256(_mm256_mul_ps(self.0, other.0))
     }
     #[inline(always)]
+    unsafe fn add(self, other: Self) -> Self {
+        V256(_mm256_add_ps(self.0, other.0))
+    }
+    #[inline(always)]
+    unsafe fn div(self, other: Self) -> Self {
+        V256(_mm256_div_ps(self.0, other.0))
+    }
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        V256(_mm256_sqrt_ps(self.0))
+    }
+    #[inline(always)]
+    unsafe fn max_keep_nan(self, other: Self) -> Self {
+        // maxps returns its second operand when the comparison fails (NaN).
+        V256(_mm256_max_ps(other.0, self.0))
+    }
+    #[inline(always)]
+    unsafe fn swap_add(self, d: usize) -> Self {
+        let v = self.0;
+        let swapped = match d {
+            4 => _mm256_permute2f128_ps::<0x01>(v, v),
+            2 => _mm256_shuffle_ps::<0b01_00_11_10>(v, v),
+            _ => _mm256_shuffle_ps::<0b10_11_00_01>(v, v),
+        };
+        V256(_mm256_add_ps(v, swapped))
+    }
+    #[inline(always)]
     unsafe fn hsum(self) -> f32 {
         let halves = _mm_add_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
         // SAFETY: AVX implies SSE2.
@@ -652,6 +755,32 @@ impl Vector for V128 {
     #[inline(always)]
     unsafe fn mul(self, other: Self) -> Self {
         V128(_mm_mul_ps(self.0, other.0))
+    }
+    #[inline(always)]
+    unsafe fn add(self, other: Self) -> Self {
+        V128(_mm_add_ps(self.0, other.0))
+    }
+    #[inline(always)]
+    unsafe fn div(self, other: Self) -> Self {
+        V128(_mm_div_ps(self.0, other.0))
+    }
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        V128(_mm_sqrt_ps(self.0))
+    }
+    #[inline(always)]
+    unsafe fn max_keep_nan(self, other: Self) -> Self {
+        // maxps returns its second operand when the comparison fails (NaN).
+        V128(_mm_max_ps(other.0, self.0))
+    }
+    #[inline(always)]
+    unsafe fn swap_add(self, d: usize) -> Self {
+        let v = self.0;
+        let swapped = match d {
+            2 => _mm_shuffle_ps::<0b01_00_11_10>(v, v),
+            _ => _mm_shuffle_ps::<0b10_11_00_01>(v, v),
+        };
+        V128(_mm_add_ps(v, swapped))
     }
     #[inline(always)]
     unsafe fn hsum(self) -> f32 {
