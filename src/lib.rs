@@ -16,8 +16,10 @@
 //! ncnn through its C API registers the layer with [`register_on_c_net`].
 //!
 //! Module map: `params` (what a `.param` line says), `layout` (how a `Mat`
-//! holds channels and positions), `kernel` (the computation and its f64
-//! reference), `bridge` (the cxx bridge), `c_api` (registration on a C-API net).
+//! holds channels and positions), [`kernel`] (the computation, its code
+//! paths and its f64 reference), `bridge` (the cxx bridge), `c_api`
+//! (registration on a C-API net), [`model`] (reading and rewriting ncnn
+//! models for the `ncnn-l2norm fuse` tool).
 
 mod bridge;
 mod c_api;

@@ -29,7 +29,7 @@
 //! * the division of another output of the same `Split` by the norm
 //!   (`BinaryOp` div, or mul by the inverse norm);
 //! * at most one scale: a `BinaryOp` mul by a `MemoryData` (per-channel: its
-//!   `c`, or for a 2-D blob... see [`weight_of`]) or by a scalar, before the
+//!   `c`, or for a 2-D blob... see `weight_of`) or by a scalar, before the
 //!   division or after it. No scale gives a shared weight of 1.
 //!
 //! Every blob inside the chain must be read only by the chain. A chain that
