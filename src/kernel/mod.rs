@@ -1,6 +1,6 @@
 //! The L2Norm kernel: checks, work splitting, instruction-set dispatch.
 //!
-//! * [`reference`](self::reference): the f64 oracle.
+//! * [`self::reference`]: the f64 oracle.
 //! * `tiled`: the portable one-pass path, plain loops the compiler vectorises
 //!   (any target).
 //! * `x86`: the same algorithm register-blocked for AVX-512F, AVX2+FMA+F16C
