@@ -35,7 +35,11 @@ fn main() {
     println!("cargo:rerun-if-changed=src/bridge.rs");
 
     let ncnn = find_ncnn().unwrap_or_else(|e| fail(&e));
-    log(&format!("using ncnn at {} ({})", ncnn.prefix.display(), ncnn.origin));
+    log(&format!(
+        "using ncnn at {} ({})",
+        ncnn.prefix.display(),
+        ncnn.origin
+    ));
     log(&format!("{ncnn:?}"));
 
     compile_cpp(&ncnn);
@@ -66,7 +70,11 @@ fn find_ncnn() -> Result<Ncnn, String> {
     // Read (and so log, and have cargo watch) every variable discovery depends
     // on up front: a later step's variable must rerun this script even when
     // an earlier step decided the last build.
-    for var in ["PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR"] {
+    for var in [
+        "PKG_CONFIG_PATH",
+        "PKG_CONFIG_LIBDIR",
+        "PKG_CONFIG_SYSROOT_DIR",
+    ] {
         env_var(var);
     }
     let cmake_prefix_path = env_var("CMAKE_PREFIX_PATH");
@@ -79,7 +87,9 @@ fn find_ncnn() -> Result<Ncnn, String> {
     if let Some(ncnn) = from_pkg_config() {
         return Ok(ncnn);
     }
-    let mut prefixes: Vec<PathBuf> = cmake_prefix_path.map(|v| env::split_paths(&v).collect()).unwrap_or_default();
+    let mut prefixes: Vec<PathBuf> = cmake_prefix_path
+        .map(|v| env::split_paths(&v).collect())
+        .unwrap_or_default();
     prefixes.extend([PathBuf::from("/usr/local"), PathBuf::from("/usr")]);
     for prefix in prefixes {
         if let Some(ncnn) = inspect_prefix(&prefix, "ncnnConfig.cmake") {
@@ -112,10 +122,15 @@ fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
     if !include_dir.join("net.h").is_file() {
         return None;
     }
-    let lib_dir = ["lib", "lib64", "lib/x86_64-linux-gnu", "lib/aarch64-linux-gnu"]
-        .iter()
-        .map(|l| prefix.join(l))
-        .find(|d| d.join("libncnn.a").is_file() || d.join("libncnn.so").exists())?;
+    let lib_dir = [
+        "lib",
+        "lib64",
+        "lib/x86_64-linux-gnu",
+        "lib/aarch64-linux-gnu",
+    ]
+    .iter()
+    .map(|l| prefix.join(l))
+    .find(|d| d.join("libncnn.a").is_file() || d.join("libncnn.so").exists())?;
 
     let platform_h = fs::read_to_string(include_dir.join("platform.h")).unwrap_or_default();
     let platform = |name: &str| platform_h.contains(&format!("#define {name} 1"));
@@ -125,17 +140,34 @@ fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
     let config_on = |name: &str| config.contains(&format!("set({name} ON)"));
 
     let static_lib = lib_dir.join("libncnn.a");
-    let shared = if config.is_empty() { !static_lib.is_file() } else { config_on("NCNN_SHARED_LIB") };
-    let lib_file = if shared { lib_dir.join("libncnn.so") } else { static_lib };
+    let shared = if config.is_empty() {
+        !static_lib.is_file()
+    } else {
+        config_on("NCNN_SHARED_LIB")
+    };
+    let lib_file = if shared {
+        lib_dir.join("libncnn.so")
+    } else {
+        static_lib
+    };
     let lib_bytes = fs::read(&lib_file).unwrap_or_default();
     let lib_has = |sym: &str| lib_bytes.windows(sym.len()).any(|w| w == sym.as_bytes());
 
     let simpleomp = platform("NCNN_SIMPLEOMP");
     // Without cmake files, a reference to libgomp's entry point tells.
-    let openmp = simpleomp || if config.is_empty() { lib_has("GOMP_parallel") } else { config_on("NCNN_OPENMP") };
+    let openmp = simpleomp
+        || if config.is_empty() {
+            lib_has("GOMP_parallel")
+        } else {
+            config_on("NCNN_OPENMP")
+        };
     // ncnn exports -fno-rtti / -fno-exceptions to its users through the cmake
     // target; without one, the library's typeinfo for ncnn::Layer tells RTTI.
-    let rtti = if targets.is_empty() { lib_has("_ZTIN4ncnn5LayerE") } else { !targets.contains("-fno-rtti") };
+    let rtti = if targets.is_empty() {
+        lib_has("_ZTIN4ncnn5LayerE")
+    } else {
+        !targets.contains("-fno-rtti")
+    };
     let exceptions = !targets.contains("-fno-exceptions");
     Some(Ncnn {
         prefix: prefix.to_path_buf(),
@@ -156,24 +188,43 @@ fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
 /// Builds the pinned ncnn into the cache (once; later builds reuse it).
 fn build_pinned_ncnn() -> Result<Ncnn, String> {
     let options = env_var("NCNN_L2NORM_NCNN_CMAKE_ARGS").unwrap_or_default();
-    let variant = if options.trim().is_empty() { "default".to_string() } else { format!("{:016x}", fnv1a(&options)) };
+    let variant = if options.trim().is_empty() {
+        "default".to_string()
+    } else {
+        format!("{:016x}", fnv1a(&options))
+    };
     let root = cache_root()?.join(format!("ncnn-{NCNN_VERSION}-{variant}"));
     fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     let install = root.join("install");
     let stamp = install.join(".ncnn-l2norm-complete");
 
     // Serialise builds across cargo processes (debug, release, tests in parallel).
-    let lock_file = fs::File::create(root.join(".lock")).map_err(|e| format!("cannot create lock in {}: {e}", root.display()))?;
+    let lock_file = fs::File::create(root.join(".lock"))
+        .map_err(|e| format!("cannot create lock in {}: {e}", root.display()))?;
     if lock_file.try_lock().is_err() {
-        progress(&format!("waiting for another build of ncnn in {}", root.display()));
-        lock_file.lock().map_err(|e| format!("cannot lock {}: {e}", root.display()))?;
+        progress(&format!(
+            "waiting for another build of ncnn in {}",
+            root.display()
+        ));
+        lock_file
+            .lock()
+            .map_err(|e| format!("cannot lock {}: {e}", root.display()))?;
     }
     if stamp.is_file() {
-        return inspect_prefix(&install, "cache").ok_or_else(|| format!("cached ncnn at {} is broken; delete {}", install.display(), root.display()));
+        return inspect_prefix(&install, "cache").ok_or_else(|| {
+            format!(
+                "cached ncnn at {} is broken; delete {}",
+                install.display(),
+                root.display()
+            )
+        });
     }
 
     let started = Instant::now();
-    progress(&format!("building ncnn {NCNN_VERSION} into {} (once per machine, several minutes)", root.display()));
+    progress(&format!(
+        "building ncnn {NCNN_VERSION} into {} (once per machine, several minutes)",
+        root.display()
+    ));
     let src = fetch_source(&root)?;
     let cmake = find_cmake(&root)?;
     let build = root.join("build");
@@ -199,13 +250,28 @@ fn build_pinned_ncnn() -> Result<Ncnn, String> {
         .args(options.split_whitespace());
     run_logged(&mut configure, &log_path, "configure ncnn")?;
     let jobs = env_var("NUM_JOBS").unwrap_or_else(|| "2".into());
-    run_logged(Command::new(&cmake).arg("--build").arg(&build).args(["-j", &jobs]), &log_path, "build ncnn")?;
-    run_logged(Command::new(&cmake).arg("--install").arg(&build), &log_path, "install ncnn")?;
+    run_logged(
+        Command::new(&cmake)
+            .arg("--build")
+            .arg(&build)
+            .args(["-j", &jobs]),
+        &log_path,
+        "build ncnn",
+    )?;
+    run_logged(
+        Command::new(&cmake).arg("--install").arg(&build),
+        &log_path,
+        "install ncnn",
+    )?;
     fs::write(&stamp, format!("ncnn {NCNN_VERSION} {options}\n")).map_err(|e| e.to_string())?;
-    progress(&format!("built ncnn in {:.0} s", started.elapsed().as_secs_f64()));
+    progress(&format!(
+        "built ncnn in {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
     // The build tree is 400 MB of objects; the install is all we use.
     let _ = fs::remove_dir_all(&build);
-    inspect_prefix(&install, "built from source").ok_or_else(|| format!("ncnn install at {} is incomplete", install.display()))
+    inspect_prefix(&install, "built from source")
+        .ok_or_else(|| format!("ncnn install at {} is incomplete", install.display()))
 }
 
 /// `NCNN_L2NORM_CACHE_DIR`, else `$XDG_CACHE_HOME/ncnn-l2norm`, else `~/.cache/ncnn-l2norm`.
@@ -240,19 +306,40 @@ fn fetch_source(root: &Path) -> Result<PathBuf, String> {
     let _ = fs::remove_dir_all(&src);
     fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     let requirements = tmp.join("requirements.txt");
-    fs::write(&requirements, format!("ncnn=={NCNN_VERSION} --hash=sha256:{NCNN_SDIST_SHA256}\n")).map_err(|e| e.to_string())?;
+    fs::write(
+        &requirements,
+        format!("ncnn=={NCNN_VERSION} --hash=sha256:{NCNN_SDIST_SHA256}\n"),
+    )
+    .map_err(|e| e.to_string())?;
     progress(&format!("fetching ncnn {NCNN_VERSION} source with pip"));
     let out = Command::new(python())
-        .args(["-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-clean", "--no-build-isolation", "--require-hashes", "-r"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--no-clean",
+            "--no-build-isolation",
+            "--require-hashes",
+            "-r",
+        ])
         .arg(&requirements)
         .arg("-d")
         .arg(tmp.join("dl"))
         .env("TMPDIR", &tmp)
         .output()
         .map_err(|e| format!("cannot run {} -m pip: {e}", python()))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if text.contains("DO NOT MATCH THE HASHES") {
-        return Err(format!("ncnn {NCNN_VERSION} source failed its sha256 check:\n{text}"));
+        return Err(format!(
+            "ncnn {NCNN_VERSION} source failed its sha256 check:\n{text}"
+        ));
     }
     let unpacked = fs::read_dir(&tmp)
         .map_err(|e| e.to_string())?
@@ -261,27 +348,56 @@ fn fetch_source(root: &Path) -> Result<PathBuf, String> {
         .flat_map(|e| fs::read_dir(e.path()).into_iter().flatten().flatten())
         .map(|e| e.path())
         .find(|p| p.join("CMakeLists.txt").is_file() && p.join("src/net.h").is_file())
-        .ok_or_else(|| format!("pip did not leave the ncnn source in {}; pip said:\n{text}", tmp.display()))?;
-    fs::rename(&unpacked, &src).map_err(|e| format!("cannot move {} to {}: {e}", unpacked.display(), src.display()))?;
+        .ok_or_else(|| {
+            format!(
+                "pip did not leave the ncnn source in {}; pip said:\n{text}",
+                tmp.display()
+            )
+        })?;
+    fs::rename(&unpacked, &src).map_err(|e| {
+        format!(
+            "cannot move {} to {}: {e}",
+            unpacked.display(),
+            src.display()
+        )
+    })?;
     let _ = fs::remove_dir_all(&tmp);
     Ok(src)
 }
 
 /// `CMAKE`, else `cmake` on PATH, else cmake from PyPI installed into the cache.
 fn find_cmake(root: &Path) -> Result<PathBuf, String> {
-    let works = |c: &Path| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success());
+    let works = |c: &Path| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     if let Some(c) = env_var("CMAKE") {
         return Ok(PathBuf::from(c));
     }
     if works(Path::new("cmake")) {
         return Ok(PathBuf::from("cmake"));
     }
-    let tools = root.parent().unwrap_or(root).join(format!("tools/cmake-{CMAKE_PYPI_VERSION}"));
+    let tools = root
+        .parent()
+        .unwrap_or(root)
+        .join(format!("tools/cmake-{CMAKE_PYPI_VERSION}"));
     let cmake = tools.join("cmake/data/bin/cmake");
     if !works(&cmake) {
-        progress(&format!("installing cmake {CMAKE_PYPI_VERSION} from PyPI into {}", tools.display()));
+        progress(&format!(
+            "installing cmake {CMAKE_PYPI_VERSION} from PyPI into {}",
+            tools.display()
+        ));
         let out = Command::new(python())
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
             .arg(&tools)
             .arg(format!("cmake=={CMAKE_PYPI_VERSION}"))
             .output()
@@ -298,7 +414,11 @@ fn find_cmake(root: &Path) -> Result<PathBuf, String> {
 
 /// Runs `cmd`, appending its output to `log_path` and echoing build progress.
 fn run_logged(cmd: &mut Command, log_path: &Path, what: &str) -> Result<(), String> {
-    let mut log = fs::OpenOptions::new().create(true).append(true).open(log_path).map_err(|e| e.to_string())?;
+    let mut log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(|e| e.to_string())?;
     let _ = writeln!(log, "==== {what}: {cmd:?}");
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -306,10 +426,16 @@ fn run_logged(cmd: &mut Command, log_path: &Path, what: &str) -> Result<(), Stri
         .spawn()
         .map_err(|e| format!("cannot {what}: {e}"))?;
     let mut last_tens = None;
-    for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines().map_while(Result::ok) {
+    for line in BufReader::new(child.stdout.take().expect("piped stdout"))
+        .lines()
+        .map_while(Result::ok)
+    {
         let _ = writeln!(log, "{line}");
         // cmake's makefiles prefix lines with "[ 42%]"; report every ten percent.
-        let percent = line.strip_prefix('[').and_then(|l| l.split_once("%]")).and_then(|(p, _)| p.trim().parse::<u32>().ok());
+        let percent = line
+            .strip_prefix('[')
+            .and_then(|l| l.split_once("%]"))
+            .and_then(|(p, _)| p.trim().parse::<u32>().ok());
         if let Some(p) = percent.filter(|p| Some(p / 10) != last_tens) {
             progress(&format!("{what}: {p}%"));
             last_tens = Some(p / 10);
@@ -325,7 +451,11 @@ fn run_logged(cmd: &mut Command, log_path: &Path, what: &str) -> Result<(), Stri
             .map(str::to_string)
             .collect();
         let tail: Vec<String> = tail.into_iter().rev().collect();
-        return Err(format!("{what} failed ({status}); log {}:\n{}", log_path.display(), tail.join("\n")));
+        return Err(format!(
+            "{what} failed ({status}); log {}:\n{}",
+            log_path.display(),
+            tail.join("\n")
+        ));
     }
     Ok(())
 }
@@ -387,12 +517,16 @@ fn link_ncnn(ncnn: &Ncnn) {
 
 /// Paths for dependents (`DEP_NCNN_L2NORM_*`), tests and the README's link line.
 fn export_paths(ncnn: &Ncnn) {
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     println!("cargo:root={}", manifest.display());
     println!("cargo:include={}", manifest.join("cpp/include").display());
     println!("cargo:ncnn_prefix={}", ncnn.prefix.display());
 
-    let mut cxxflags = vec![format!("-I{}", manifest.join("cpp/include").display()), format!("-I{}", ncnn.include_dir.display())];
+    let mut cxxflags = vec![
+        format!("-I{}", manifest.join("cpp/include").display()),
+        format!("-I{}", ncnn.include_dir.display()),
+    ];
     if ncnn.openmp {
         cxxflags.push("-fopenmp".into());
     }
@@ -402,7 +536,10 @@ fn export_paths(ncnn: &Ncnn) {
     if !ncnn.exceptions {
         cxxflags.push("-fno-exceptions".into());
     }
-    let mut libs = vec![format!("-L{}", ncnn.lib_dir.display()), "-lncnn".to_string()];
+    let mut libs = vec![
+        format!("-L{}", ncnn.lib_dir.display()),
+        "-lncnn".to_string(),
+    ];
     if ncnn.shared {
         libs.push(format!("-Wl,-rpath,{}", ncnn.lib_dir.display()));
     }
@@ -411,8 +548,14 @@ fn export_paths(ncnn: &Ncnn) {
     }
     // What Rust's std needs from the system (`rustc --print native-static-libs`).
     libs.extend(["-lpthread", "-ldl", "-lm"].map(String::from));
-    println!("cargo:rustc-env=NCNN_L2NORM_NCNN_PREFIX={}", ncnn.prefix.display());
-    println!("cargo:rustc-env=NCNN_L2NORM_CXXFLAGS={}", cxxflags.join(" "));
+    println!(
+        "cargo:rustc-env=NCNN_L2NORM_NCNN_PREFIX={}",
+        ncnn.prefix.display()
+    );
+    println!(
+        "cargo:rustc-env=NCNN_L2NORM_CXXFLAGS={}",
+        cxxflags.join(" ")
+    );
     println!("cargo:rustc-env=NCNN_L2NORM_LIBS={}", libs.join(" "));
 }
 
@@ -446,14 +589,22 @@ fn progress(msg: &str) {
 }
 
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 fn fail(msg: &str) -> ! {
     eprintln!("\nncnn-l2norm: cannot find or build ncnn.\n{msg}\n");
-    eprintln!("Set NCNN_DIR to an ncnn install prefix (the directory holding include/ncnn and lib),");
+    eprintln!(
+        "Set NCNN_DIR to an ncnn install prefix (the directory holding include/ncnn and lib),"
+    );
     eprintln!("or install ncnn so pkg-config or CMAKE_PREFIX_PATH finds it,");
-    eprintln!("or allow the build from source: it needs python3 with pip and network access to PyPI,");
-    eprintln!("plus a C++ compiler (and builds into NCNN_L2NORM_CACHE_DIR or ~/.cache/ncnn-l2norm).");
+    eprintln!(
+        "or allow the build from source: it needs python3 with pip and network access to PyPI,"
+    );
+    eprintln!(
+        "plus a C++ compiler (and builds into NCNN_L2NORM_CACHE_DIR or ~/.cache/ncnn-l2norm)."
+    );
     std::process::exit(1);
 }

@@ -19,14 +19,20 @@ fn main() {
     // -march=native only for the bench's own floor loops; the layer inside
     // the static library picks its path at run time.
     let exe = cpp::build_program("benches/l2norm_bench.cpp", &["-O3", "-march=native"]);
-    let tsv = cpp::target_profile_dir().parent().unwrap().join("l2norm-bench.tsv");
+    let tsv = cpp::target_profile_dir()
+        .parent()
+        .unwrap()
+        .join("l2norm-bench.tsv");
     let mut cmd = Command::new(&exe);
     if quick {
         cmd.arg("--quick");
     }
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--only") {
-        cmd.arg("--only").arg(args.get(i + 1).expect("--only takes a tensor like 512x38x38"));
+        cmd.arg("--only").arg(
+            args.get(i + 1)
+                .expect("--only takes a tensor like 512x38x38"),
+        );
     }
     if !fused_only {
         let status = cmd.arg(&tsv).status().expect("run the benchmark");
@@ -36,14 +42,29 @@ fn main() {
 
     // Converter output before and after `ncnn-l2norm fuse`, on inputs of a
     // realistic size (the nets take any input size).
-    println!("\nConverter output (pnnx) vs the same model after `ncnn-l2norm fuse`, default options:\n");
+    println!(
+        "\nConverter output (pnnx) vs the same model after `ncnn-l2norm fuse`, default options:\n"
+    );
     println!("| model | input | threads | unfused ms | fused ms | fused/unfused |\n|---|---|---|---|---|---|");
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuse");
-    let work = cpp::target_profile_dir().parent().unwrap().join("fuse-bench");
+    let work = cpp::target_profile_dir()
+        .parent()
+        .unwrap()
+        .join("fuse-bench");
     std::fs::create_dir_all(&work).unwrap();
-    for (name, outs) in [("ssdlike_ts", &["out0", "out1"][..]), ("mmdet_conv_ts", &["out0"][..]), ("ssd_conv_onnx11", &["out0"][..])] {
-        let (param, bin) = (fixtures.join(format!("{name}.ncnn.param")), fixtures.join(format!("{name}.ncnn.bin")));
-        let (fparam, fbin) = (work.join(format!("{name}.fused.param")), work.join(format!("{name}.fused.bin")));
+    for (name, outs) in [
+        ("ssdlike_ts", &["out0", "out1"][..]),
+        ("mmdet_conv_ts", &["out0"][..]),
+        ("ssd_conv_onnx11", &["out0"][..]),
+    ] {
+        let (param, bin) = (
+            fixtures.join(format!("{name}.ncnn.param")),
+            fixtures.join(format!("{name}.ncnn.bin")),
+        );
+        let (fparam, fbin) = (
+            work.join(format!("{name}.fused.param")),
+            work.join(format!("{name}.fused.bin")),
+        );
         let opts = ncnn_l2norm::model::fuse::FuseOptions::default();
         if let Err(e) = ncnn_l2norm::model::fuse::fuse_files(&param, &bin, &fparam, &fbin, opts) {
             panic!("fusing {name}: {e}");

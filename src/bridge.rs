@@ -72,7 +72,12 @@ mod ffi {
         fn kernel_isa() -> &'static str;
         fn check_params(params: &LayerParams) -> ParamsCheck;
         fn check_weights(params: &LayerParams, weights: &[f32]) -> Status;
-        fn plan_forward(shape: &MatShape, params: &LayerParams, weights: &[f32], num_threads: i32) -> ForwardPlan;
+        fn plan_forward(
+            shape: &MatShape,
+            params: &LayerParams,
+            weights: &[f32],
+            num_threads: i32,
+        ) -> ForwardPlan;
         unsafe fn forward_chunk(
             shape: &MatShape,
             data: *mut u8,
@@ -88,19 +93,34 @@ use ffi::{ForwardPlan, LayerParams, MatShape, ParamsCheck, Status};
 
 /// Runs `f`, turning a panic into an internal error.
 fn guarded<T>(f: impl FnOnce() -> Result<T, L2NormError>) -> Result<T, L2NormError> {
-    catch_unwind(AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(L2NormError::Internal("the Rust kernel panicked".to_string())))
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(L2NormError::Internal(
+            "the Rust kernel panicked".to_string(),
+        ))
+    })
 }
 
 fn status<T>(r: &Result<T, L2NormError>) -> Status {
     match r {
-        Ok(_) => Status { code: 0, message: String::new() },
-        Err(e) => Status { code: e.ncnn_code(), message: e.to_string() },
+        Ok(_) => Status {
+            code: 0,
+            message: String::new(),
+        },
+        Err(e) => Status {
+            code: e.ncnn_code(),
+            message: e.to_string(),
+        },
     }
 }
 
 fn params_of(p: &LayerParams) -> Result<L2NormParams, L2NormError> {
-    L2NormParams::from_raw(i64::from(p.channels), p.eps, p.eps_mode, p.channel_shared, &p.weight_shape)
+    L2NormParams::from_raw(
+        i64::from(p.channels),
+        p.eps,
+        p.eps_mode,
+        p.channel_shared,
+        &p.weight_shape,
+    )
 }
 
 fn view_of(s: &MatShape) -> MatView {
@@ -127,7 +147,11 @@ fn check_params(params: &LayerParams) -> ParamsCheck {
         Ok(p) => (p.channels as i32, p.weight_count() as i32),
         Err(_) => (0, 0),
     };
-    ParamsCheck { status: status(&r), channels, weight_count }
+    ParamsCheck {
+        status: status(&r),
+        channels,
+        weight_count,
+    }
 }
 
 fn check_weights(params: &LayerParams, weights: &[f32]) -> Status {
@@ -144,11 +168,20 @@ fn storage_of(s: &MatShape) -> Result<Storage, L2NormError> {
 }
 
 /// Checks a forward call for element type `E`.
-fn forward_for<'w, E: Element>(s: &MatShape, p: &LayerParams, weights: &'w [f32]) -> Result<Forward<'w>, L2NormError> {
+fn forward_for<'w, E: Element>(
+    s: &MatShape,
+    p: &LayerParams,
+    weights: &'w [f32],
+) -> Result<Forward<'w>, L2NormError> {
     Forward::new::<E>(&view_of(s), &params_of(p)?, weights)
 }
 
-fn plan_forward(shape: &MatShape, params: &LayerParams, weights: &[f32], num_threads: i32) -> ForwardPlan {
+fn plan_forward(
+    shape: &MatShape,
+    params: &LayerParams,
+    weights: &[f32],
+    num_threads: i32,
+) -> ForwardPlan {
     let r = guarded(|| {
         let forward = match storage_of(shape)? {
             Storage::F32 => forward_for::<f32>(shape, params, weights)?,
@@ -157,7 +190,10 @@ fn plan_forward(shape: &MatShape, params: &LayerParams, weights: &[f32], num_thr
         };
         Ok(forward.chunks(num_threads))
     });
-    ForwardPlan { status: status(&r), chunks: *r.as_ref().unwrap_or(&0) as i32 }
+    ForwardPlan {
+        status: status(&r),
+        chunks: *r.as_ref().unwrap_or(&0) as i32,
+    }
 }
 
 /// Normalises chunk `chunk` of `chunks` of the `Mat` at `data`.
@@ -184,9 +220,15 @@ unsafe fn forward_chunk(
         // SAFETY (each arm): this function's contract is run_chunk's, with
         // `storage` naming the element type the Mat holds.
         match storage_of(shape)? {
-            Storage::F32 => unsafe { run_chunk::<f32>(shape, data, params, weights, chunk, chunks) },
-            Storage::F16 => unsafe { run_chunk::<F16>(shape, data, params, weights, chunk, chunks) },
-            Storage::BF16 => unsafe { run_chunk::<BF16>(shape, data, params, weights, chunk, chunks) },
+            Storage::F32 => unsafe {
+                run_chunk::<f32>(shape, data, params, weights, chunk, chunks)
+            },
+            Storage::F16 => unsafe {
+                run_chunk::<F16>(shape, data, params, weights, chunk, chunks)
+            },
+            Storage::BF16 => unsafe {
+                run_chunk::<BF16>(shape, data, params, weights, chunk, chunks)
+            },
         }
     });
     status(&r).code
@@ -204,14 +246,17 @@ unsafe fn run_chunk<E: Element>(
 ) -> Result<(), L2NormError> {
     let forward = forward_for::<E>(shape, params, weights)?;
     if data.is_null() || data.align_offset(std::mem::align_of::<E>()) != 0 {
-        return Err(L2NormError::Internal(format!("Mat data {data:p} is null or misaligned")));
+        return Err(L2NormError::Internal(format!(
+            "Mat data {data:p} is null or misaligned"
+        )));
     }
     let positions = forward.chunk_positions(chunk, chunks);
     // SAFETY: by the contract `data` points at a Mat of shape `shape`, whose
     // layout `Forward::new` derived and checked for this element type, so
     // every element of every channel group at these positions is valid;
     // chunks partition the positions, so no other chunk touches them.
-    let mut t = unsafe { TensorMut::from_raw_positions(data.cast::<E>(), *forward.layout(), positions) };
+    let mut t =
+        unsafe { TensorMut::from_raw_positions(data.cast::<E>(), *forward.layout(), positions) };
     forward.run(&mut t);
     Ok(())
 }

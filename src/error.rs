@@ -12,7 +12,9 @@ pub enum L2NormError {
     BadChannelCount(i64),
     #[error("eps (param 1) is {0}; it must be finite and >= 0")]
     BadEps(f32),
-    #[error("eps_mode (param 2) is {0}; expected 0 (add), 1 (caffe), 2 (F.normalize) or 3 (tensorflow)")]
+    #[error(
+        "eps_mode (param 2) is {0}; expected 0 (add), 1 (caffe), 2 (F.normalize) or 3 (tensorflow)"
+    )]
     BadEpsMode(i32),
     #[error("channel_shared (param 3) is {0}; expected 0 or 1")]
     BadChannelShared(i32),
@@ -30,8 +32,14 @@ pub enum L2NormError {
     UnsupportedDims(i32),
     #[error("input has {got} channels but the layer was loaded with {expected}")]
     ChannelMismatch { expected: usize, got: usize },
-    #[error("input has elemsize {elemsize} with elempack {elempack}, which is not {storage:?} storage")]
-    UnsupportedStorage { elemsize: usize, elempack: i32, storage: crate::kernel::element::Storage },
+    #[error(
+        "input has elemsize {elemsize} with elempack {elempack}, which is not {storage:?} storage"
+    )]
+    UnsupportedStorage {
+        elemsize: usize,
+        elempack: i32,
+        storage: crate::kernel::element::Storage,
+    },
     #[error("input has 2-byte elements but the options enable neither fp16 nor bf16 storage")]
     UnknownStorage,
     #[error("input shape is inconsistent: {0}")]

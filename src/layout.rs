@@ -44,26 +44,62 @@ impl MatView {
     pub fn dims3(w: i32, h: i32, c: i32, elempack: i32) -> Self {
         let elemsize = 4 * elempack.max(1) as usize;
         let cstep = aligned_cstep(w as usize * h as usize, elemsize);
-        MatView { dims: 3, w, h, d: 1, c, elempack, elemsize, cstep }
+        MatView {
+            dims: 3,
+            w,
+            h,
+            d: 1,
+            c,
+            elempack,
+            elemsize,
+            cstep,
+        }
     }
 
     /// A dims-4 fp32 `Mat`, `cstep` as ncnn computes it.
     pub fn dims4(w: i32, h: i32, d: i32, c: i32, elempack: i32) -> Self {
         let elemsize = 4 * elempack.max(1) as usize;
         let cstep = aligned_cstep(w as usize * h as usize * d as usize, elemsize);
-        MatView { dims: 4, w, h, d, c, elempack, elemsize, cstep }
+        MatView {
+            dims: 4,
+            w,
+            h,
+            d,
+            c,
+            elempack,
+            elemsize,
+            cstep,
+        }
     }
 
     /// A dims-2 fp32 `Mat` (`h` channel groups of `w` positions).
     pub fn dims2(w: i32, h: i32, elempack: i32) -> Self {
         let elemsize = 4 * elempack.max(1) as usize;
-        MatView { dims: 2, w, h, d: 1, c: 1, elempack, elemsize, cstep: w as usize * h as usize }
+        MatView {
+            dims: 2,
+            w,
+            h,
+            d: 1,
+            c: 1,
+            elempack,
+            elemsize,
+            cstep: w as usize * h as usize,
+        }
     }
 
     /// A dims-1 fp32 `Mat` (one position, `w` channel groups).
     pub fn dims1(w: i32, elempack: i32) -> Self {
         let elemsize = 4 * elempack.max(1) as usize;
-        MatView { dims: 1, w, h: 1, d: 1, c: 1, elempack, elemsize, cstep: w as usize }
+        MatView {
+            dims: 1,
+            w,
+            h: 1,
+            d: 1,
+            c: 1,
+            elempack,
+            elemsize,
+            cstep: w as usize,
+        }
     }
 
     /// The same view with another channel stride (a sub-`Mat` or a custom allocator's padding).
@@ -81,7 +117,10 @@ impl MatView {
 
     /// The same view with 2-byte elements (fp16 or bf16 storage).
     pub fn with_16bit_storage(self) -> Self {
-        MatView { elemsize: 2 * self.elempack.max(1) as usize, ..self }
+        MatView {
+            elemsize: 2 * self.elempack.max(1) as usize,
+            ..self
+        }
     }
 
     /// Channels, positions and strides, in elements of `storage`; checks the
@@ -95,16 +134,28 @@ impl MatView {
         }
         let bad = |what: String| Err(L2NormError::BadShape(what));
         if self.w < 0 || self.h < 0 || self.d < 0 || self.c < 0 {
-            return bad(format!("negative extent w={} h={} d={} c={}", self.w, self.h, self.d, self.c));
+            return bad(format!(
+                "negative extent w={} h={} d={} c={}",
+                self.w, self.h, self.d, self.c
+            ));
         }
         if self.elempack < 1 {
             return bad(format!("elempack {}", self.elempack));
         }
         let lanes = self.elempack as usize;
         if self.elemsize != storage.bytes() * lanes {
-            return Err(L2NormError::UnsupportedStorage { elemsize: self.elemsize, elempack: self.elempack, storage });
+            return Err(L2NormError::UnsupportedStorage {
+                elemsize: self.elemsize,
+                elempack: self.elempack,
+                storage,
+            });
         }
-        let (w, h, d, c) = (self.w as usize, self.h as usize, self.d as usize, self.c as usize);
+        let (w, h, d, c) = (
+            self.w as usize,
+            self.h as usize,
+            self.d as usize,
+            self.c as usize,
+        );
         let (groups, positions, group_stride) = match self.dims {
             1 => (w, 1, 1),
             2 => (h, w, w),
@@ -115,7 +166,10 @@ impl MatView {
             return Err(L2NormError::EmptyInput);
         }
         if group_stride < positions {
-            return bad(format!("cstep {} is smaller than w*h*d = {}", self.cstep, positions));
+            return bad(format!(
+                "cstep {} is smaller than w*h*d = {}",
+                self.cstep, positions
+            ));
         }
         // Everything below is in elements; refuse shapes whose extent overflows.
         let overflow = || L2NormError::BadShape(format!("{self:?} overflows the address space"));
@@ -126,7 +180,13 @@ impl MatView {
             .and_then(|x| x.checked_add(row_len))
             .filter(|&x| x <= isize::MAX as usize / 4)
             .ok_or_else(overflow)?;
-        Ok(ChannelLayout { groups, lanes, positions, group_stride, min_len })
+        Ok(ChannelLayout {
+            groups,
+            lanes,
+            positions,
+            group_stride,
+            min_len,
+        })
     }
 }
 
@@ -169,9 +229,17 @@ impl<'a, E: Element> TensorMut<'a, E> {
     /// All positions of `data`, which must be at least `layout.min_len` long.
     pub fn from_slice(data: &'a mut [E], layout: ChannelLayout) -> Result<Self, L2NormError> {
         if data.len() < layout.min_len {
-            return Err(L2NormError::BufferTooSmall { needed: layout.min_len, got: data.len() });
+            return Err(L2NormError::BufferTooSmall {
+                needed: layout.min_len,
+                got: data.len(),
+            });
         }
-        Ok(TensorMut { ptr: data.as_mut_ptr(), layout, positions: 0..layout.positions, _data: PhantomData })
+        Ok(TensorMut {
+            ptr: data.as_mut_ptr(),
+            layout,
+            positions: 0..layout.positions,
+            _data: PhantomData,
+        })
     }
 
     /// Positions `positions` of the tensor at `ptr`.
@@ -182,9 +250,18 @@ impl<'a, E: Element> TensorMut<'a, E> {
     /// `l < lanes` must be valid for reads and writes for `'a`, with nothing
     /// else reading or writing them meanwhile. `positions` must lie within
     /// `0..layout.positions`.
-    pub unsafe fn from_raw_positions(ptr: *mut E, layout: ChannelLayout, positions: Range<usize>) -> Self {
+    pub unsafe fn from_raw_positions(
+        ptr: *mut E,
+        layout: ChannelLayout,
+        positions: Range<usize>,
+    ) -> Self {
         debug_assert!(positions.start <= positions.end && positions.end <= layout.positions);
-        TensorMut { ptr, layout, positions, _data: PhantomData }
+        TensorMut {
+            ptr,
+            layout,
+            positions,
+            _data: PhantomData,
+        }
     }
 
     pub fn layout(&self) -> &ChannelLayout {
@@ -198,7 +275,12 @@ impl<'a, E: Element> TensorMut<'a, E> {
     /// The same tensor restricted to positions `p` (within this view's).
     pub fn sub_positions(&mut self, p: Range<usize>) -> TensorMut<'_, E> {
         assert!(self.positions.start <= p.start && p.start <= p.end && p.end <= self.positions.end);
-        TensorMut { ptr: self.ptr, layout: self.layout, positions: p, _data: PhantomData }
+        TensorMut {
+            ptr: self.ptr,
+            layout: self.layout,
+            positions: p,
+            _data: PhantomData,
+        }
     }
 
     /// Group `g`'s values for positions `p`, `lanes` elements per position.
@@ -207,7 +289,10 @@ impl<'a, E: Element> TensorMut<'a, E> {
     #[inline(always)]
     pub fn row(&mut self, g: usize, p: Range<usize>) -> &mut [E] {
         assert!(
-            g < self.layout.groups && self.positions.start <= p.start && p.start <= p.end && p.end <= self.positions.end,
+            g < self.layout.groups
+                && self.positions.start <= p.start
+                && p.start <= p.end
+                && p.end <= self.positions.end,
             "row {g} {p:?} outside {:?} of {:?}",
             self.positions,
             self.layout
@@ -230,9 +315,15 @@ mod tests {
     #[test]
     fn dims_map_to_channels_and_positions() {
         let l = MatView::dims3(5, 3, 7, 1).layout(Storage::F32).unwrap();
-        assert_eq!((l.groups, l.lanes, l.positions, l.group_stride), (7, 1, 15, 16));
+        assert_eq!(
+            (l.groups, l.lanes, l.positions, l.group_stride),
+            (7, 1, 15, 16)
+        );
         let l = MatView::dims4(2, 3, 4, 2, 16).layout(Storage::F32).unwrap();
-        assert_eq!((l.channels(), l.positions, l.group_stride), (32, 24, 24 * 16));
+        assert_eq!(
+            (l.channels(), l.positions, l.group_stride),
+            (32, 24, 24 * 16)
+        );
         let l = MatView::dims2(9, 6, 4).layout(Storage::F32).unwrap();
         assert_eq!((l.channels(), l.positions, l.group_stride), (24, 9, 36));
         let l = MatView::dims1(10, 8).layout(Storage::F32).unwrap();
@@ -248,13 +339,42 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes() {
-        assert_eq!(MatView { dims: 0, ..MatView::dims3(1, 1, 1, 1) }.layout(Storage::F32), Err(L2NormError::EmptyInput));
-        assert_eq!(MatView::dims3(0, 4, 4, 1).layout(Storage::F32), Err(L2NormError::EmptyInput));
-        assert_eq!(MatView { dims: 5, ..MatView::dims3(1, 1, 1, 1) }.layout(Storage::F32), Err(L2NormError::UnsupportedDims(5)));
-        assert!(matches!(MatView::dims3(4, 4, 2, 1).with_cstep(8).layout(Storage::F32), Err(L2NormError::BadShape(_))));
-        assert!(matches!(MatView::dims3(-1, 4, 2, 1).layout(Storage::F32), Err(L2NormError::BadShape(_))));
+        assert_eq!(
+            MatView {
+                dims: 0,
+                ..MatView::dims3(1, 1, 1, 1)
+            }
+            .layout(Storage::F32),
+            Err(L2NormError::EmptyInput)
+        );
+        assert_eq!(
+            MatView::dims3(0, 4, 4, 1).layout(Storage::F32),
+            Err(L2NormError::EmptyInput)
+        );
+        assert_eq!(
+            MatView {
+                dims: 5,
+                ..MatView::dims3(1, 1, 1, 1)
+            }
+            .layout(Storage::F32),
+            Err(L2NormError::UnsupportedDims(5))
+        );
         assert!(matches!(
-            MatView { elemsize: 2, ..MatView::dims3(4, 4, 2, 1) }.layout(Storage::F32),
+            MatView::dims3(4, 4, 2, 1)
+                .with_cstep(8)
+                .layout(Storage::F32),
+            Err(L2NormError::BadShape(_))
+        ));
+        assert!(matches!(
+            MatView::dims3(-1, 4, 2, 1).layout(Storage::F32),
+            Err(L2NormError::BadShape(_))
+        ));
+        assert!(matches!(
+            MatView {
+                elemsize: 2,
+                ..MatView::dims3(4, 4, 2, 1)
+            }
+            .layout(Storage::F32),
             Err(L2NormError::UnsupportedStorage { .. })
         ));
         assert!(matches!(
@@ -267,6 +387,9 @@ mod tests {
     fn short_buffer_is_refused() {
         let l = MatView::dims3(3, 3, 2, 1).layout(Storage::F32).unwrap();
         let mut data = vec![0.0f32; l.min_len - 1];
-        assert!(matches!(TensorMut::from_slice(&mut data, l), Err(L2NormError::BufferTooSmall { .. })));
+        assert!(matches!(
+            TensorMut::from_slice(&mut data, l),
+            Err(L2NormError::BufferTooSmall { .. })
+        ));
     }
 }

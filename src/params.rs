@@ -90,7 +90,10 @@ impl L2NormParams {
         let from_shape = channels_from_weight_shape(weight_shape)?;
         let channels = match (channels, from_shape) {
             (c, Some(s)) if c > 0 && c as u64 != s as u64 => {
-                return Err(L2NormError::ChannelsDisagree { channels: c as usize, from_shape: s })
+                return Err(L2NormError::ChannelsDisagree {
+                    channels: c as usize,
+                    from_shape: s,
+                })
             }
             (c, _) if c > 0 => c,
             (_, Some(s)) => s as i64,
@@ -108,7 +111,12 @@ impl L2NormParams {
             1 => true,
             other => return Err(L2NormError::BadChannelShared(other)),
         };
-        Ok(L2NormParams { channels: channels as usize, eps, eps_mode, channel_shared })
+        Ok(L2NormParams {
+            channels: channels as usize,
+            eps,
+            eps_mode,
+            channel_shared,
+        })
     }
 
     /// How many fp32 weights the `.bin` holds for this layer.
@@ -123,7 +131,10 @@ impl L2NormParams {
     pub fn check_weights(&self, weights: &[f32]) -> Result<(), L2NormError> {
         let expected = self.weight_count();
         if weights.len() != expected {
-            return Err(L2NormError::WeightCount { expected, got: weights.len() });
+            return Err(L2NormError::WeightCount {
+                expected,
+                got: weights.len(),
+            });
         }
         Ok(())
     }
@@ -132,7 +143,9 @@ impl L2NormParams {
 /// Channel count from a weight shape: `[C]`, `[1,C]`, `[1,C,1]` or `[1,C,1,1]`
 /// (how PyTorch modules shape a per-channel scale). `None` when no shape is given.
 fn channels_from_weight_shape(shape: &[i32]) -> Result<Option<usize>, L2NormError> {
-    let bad = || L2NormError::BadWeightShape { shape: shape.to_vec() };
+    let bad = || L2NormError::BadWeightShape {
+        shape: shape.to_vec(),
+    };
     let c = match shape {
         [] => return Ok(None),
         [c] => *c,
@@ -159,27 +172,65 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        assert_eq!(L2NormParams::from_raw(0, 1e-10, 0, 0, &[]), Err(L2NormError::BadChannelCount(0)));
-        assert_eq!(L2NormParams::from_raw(-3, 1e-10, 0, 0, &[]), Err(L2NormError::BadChannelCount(-3)));
-        assert!(matches!(L2NormParams::from_raw(1 << 21, 1e-10, 0, 0, &[]), Err(L2NormError::BadChannelCount(_))));
-        assert_eq!(L2NormParams::from_raw(8, -1.0, 0, 0, &[]), Err(L2NormError::BadEps(-1.0)));
-        assert!(matches!(L2NormParams::from_raw(8, f32::NAN, 0, 0, &[]), Err(L2NormError::BadEps(_))));
-        assert_eq!(L2NormParams::from_raw(8, 1e-10, 4, 0, &[]), Err(L2NormError::BadEpsMode(4)));
-        assert_eq!(L2NormParams::from_raw(8, 1e-10, 0, 2, &[]), Err(L2NormError::BadChannelShared(2)));
+        assert_eq!(
+            L2NormParams::from_raw(0, 1e-10, 0, 0, &[]),
+            Err(L2NormError::BadChannelCount(0))
+        );
+        assert_eq!(
+            L2NormParams::from_raw(-3, 1e-10, 0, 0, &[]),
+            Err(L2NormError::BadChannelCount(-3))
+        );
+        assert!(matches!(
+            L2NormParams::from_raw(1 << 21, 1e-10, 0, 0, &[]),
+            Err(L2NormError::BadChannelCount(_))
+        ));
+        assert_eq!(
+            L2NormParams::from_raw(8, -1.0, 0, 0, &[]),
+            Err(L2NormError::BadEps(-1.0))
+        );
+        assert!(matches!(
+            L2NormParams::from_raw(8, f32::NAN, 0, 0, &[]),
+            Err(L2NormError::BadEps(_))
+        ));
+        assert_eq!(
+            L2NormParams::from_raw(8, 1e-10, 4, 0, &[]),
+            Err(L2NormError::BadEpsMode(4))
+        );
+        assert_eq!(
+            L2NormParams::from_raw(8, 1e-10, 0, 2, &[]),
+            Err(L2NormError::BadChannelShared(2))
+        );
     }
 
     #[test]
     fn weight_shape_supplies_or_checks_channels() {
         for shape in [&[64][..], &[1, 64], &[1, 64, 1], &[1, 64, 1, 1]] {
-            assert_eq!(L2NormParams::from_raw(0, 1e-10, 0, 0, shape).unwrap().channels, 64);
+            assert_eq!(
+                L2NormParams::from_raw(0, 1e-10, 0, 0, shape)
+                    .unwrap()
+                    .channels,
+                64
+            );
         }
         assert_eq!(
             L2NormParams::from_raw(32, 1e-10, 0, 0, &[1, 64, 1, 1]),
-            Err(L2NormError::ChannelsDisagree { channels: 32, from_shape: 64 })
+            Err(L2NormError::ChannelsDisagree {
+                channels: 32,
+                from_shape: 64
+            })
         );
-        assert!(matches!(L2NormParams::from_raw(0, 1e-10, 0, 0, &[2, 64]), Err(L2NormError::BadWeightShape { .. })));
-        assert!(matches!(L2NormParams::from_raw(0, 1e-10, 0, 0, &[1, 64, 3, 3]), Err(L2NormError::BadWeightShape { .. })));
-        assert!(matches!(L2NormParams::from_raw(0, 1e-10, 0, 0, &[0]), Err(L2NormError::BadWeightShape { .. })));
+        assert!(matches!(
+            L2NormParams::from_raw(0, 1e-10, 0, 0, &[2, 64]),
+            Err(L2NormError::BadWeightShape { .. })
+        ));
+        assert!(matches!(
+            L2NormParams::from_raw(0, 1e-10, 0, 0, &[1, 64, 3, 3]),
+            Err(L2NormError::BadWeightShape { .. })
+        ));
+        assert!(matches!(
+            L2NormParams::from_raw(0, 1e-10, 0, 0, &[0]),
+            Err(L2NormError::BadWeightShape { .. })
+        ));
     }
 
     #[test]
@@ -187,6 +238,12 @@ mod tests {
         let p = L2NormParams::from_raw(16, 1e-10, 0, 1, &[]).unwrap();
         assert_eq!(p.weight_count(), 1);
         assert!(p.check_weights(&[20.0]).is_ok());
-        assert_eq!(p.check_weights(&[1.0; 16]), Err(L2NormError::WeightCount { expected: 1, got: 16 }));
+        assert_eq!(
+            p.check_weights(&[1.0; 16]),
+            Err(L2NormError::WeightCount {
+                expected: 1,
+                got: 16
+            })
+        );
     }
 }

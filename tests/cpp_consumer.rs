@@ -14,7 +14,10 @@ fn build(src: &str) -> PathBuf {
 }
 
 fn run(exe: &Path, args: &[&str]) -> Output {
-    Command::new(exe).args(args).output().expect("run the C++ test program")
+    Command::new(exe)
+        .args(args)
+        .output()
+        .expect("run the C++ test program")
 }
 
 #[test]
@@ -23,16 +26,37 @@ fn cpp_app_links_registers_and_runs() {
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/ncnn-models");
     let out = run(&exe, &[models]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "consumer failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "consumer failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("consumer ok"), "{stdout}");
-    assert_eq!(stdout.lines().filter(|l| l.contains("worst relative error")).count(), 8, "{stdout}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("worst relative error"))
+            .count(),
+        8,
+        "{stdout}"
+    );
 
     // NCNN_L2NORM_ISA caps the code path for the whole process.
     for (isa, name) in [("scalar", "scalar"), ("sse2", "sse2")] {
-        let out = Command::new(&exe).arg(models).env("NCNN_L2NORM_ISA", isa).output().unwrap();
+        let out = Command::new(&exe)
+            .arg(models)
+            .env("NCNN_L2NORM_ISA", isa)
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && stdout.contains("consumer ok"), "{isa}: {stdout}");
-        assert!(stdout.contains(&format!("kernel path: {name}\n")), "{isa}: {stdout}");
+        assert!(
+            out.status.success() && stdout.contains("consumer ok"),
+            "{isa}: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("kernel path: {name}\n")),
+            "{isa}: {stdout}"
+        );
     }
 }
 
@@ -43,7 +67,11 @@ fn demo_source_builds_standalone() {
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/ncnn-models");
     let r = run(&out, &["--models", models, "--runs", "3"]);
     let stdout = String::from_utf8_lossy(&r.stdout);
-    assert!(r.status.success(), "{stdout}{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     assert!(stdout.contains("per-position channel norm"), "{stdout}");
     // A wrong models directory is a clear error, not a crash.
     let r = run(&out, &["--models", "/nonexistent"]);
@@ -56,9 +84,20 @@ fn fp16_bf16_and_packed_blobs_as_ncnn_layer_tests_pass_them() {
     let exe = build("tests/cpp/layer_storage.cpp");
     let out = run(&exe, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("storage ok"));
-    assert_eq!(stdout.lines().filter(|l| l.ends_with("of tolerance ok")).count(), 4 * 4 * 3 * 2, "{stdout}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.ends_with("of tolerance ok"))
+            .count(),
+        4 * 4 * 3 * 2,
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -68,8 +107,15 @@ fn one_net_many_threads_gives_bit_identical_outputs() {
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/ncnn-models");
     let out = run(&exe, &[models, "250"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("8 threads x 250 forwards: 0 mismatches"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("8 threads x 250 forwards: 0 mismatches"),
+        "{stdout}"
+    );
 }
 
 /// Each case: the ncnn return code, and what the layer's one log line must
@@ -77,19 +123,47 @@ fn one_net_many_threads_gives_bit_identical_outputs() {
 const CASES: &[(&str, i32, Option<&str>)] = &[
     ("zero_channels", -1, Some("channels (param 0) is 0")),
     ("negative_channels", -1, Some("channels (param 0) is -4")),
-    ("absurd_channels", -1, Some("channels (param 0) is 100000000")),
+    (
+        "absurd_channels",
+        -1,
+        Some("channels (param 0) is 100000000"),
+    ),
     ("negative_eps", -1, Some("eps (param 1) is -1")),
     ("bad_eps_mode", -1, Some("eps_mode (param 2) is 9")),
-    ("bad_channel_shared", -1, Some("channel_shared (param 3) is 5")),
-    ("shape_disagrees", -1, Some("weight shape (param 10) says 8")),
+    (
+        "bad_channel_shared",
+        -1,
+        Some("channel_shared (param 3) is 5"),
+    ),
+    (
+        "shape_disagrees",
+        -1,
+        Some("weight shape (param 10) says 8"),
+    ),
     ("bad_shape", -1, Some("weight shape (param 10) is [3, 16]")),
     ("load_model_before_param", -1, Some("load_model before")),
-    ("truncated_bin", -100, Some("the .bin ended before 16 fp32 weights")),
-    ("weight_count_mismatch", -1, Some("expected 16 fp32 weights, got 7")),
-    ("channel_mismatch", -1, Some("input has 8 channels but the layer was loaded with 16")),
+    (
+        "truncated_bin",
+        -100,
+        Some("the .bin ended before 16 fp32 weights"),
+    ),
+    (
+        "weight_count_mismatch",
+        -1,
+        Some("expected 16 fp32 weights, got 7"),
+    ),
+    (
+        "channel_mismatch",
+        -1,
+        Some("input has 8 channels but the layer was loaded with 16"),
+    ),
     ("empty_input", -100, Some("input is empty")),
     ("unsupported_dims", -1, Some("dims=5")),
-    ("16bit_without_storage_option", -1, Some("neither fp16 nor bf16")),
+    (
+        "16bit_without_storage_option",
+        -1,
+        Some("neither fp16 nor bf16"),
+    ),
     ("3_byte_elements", -1, Some("elemsize 3")),
     ("empty_type_name", -1, Some("non-empty type name")),
     ("good_input", 0, None),
@@ -101,14 +175,22 @@ fn bad_input_gets_an_ncnn_error_and_one_log_line() {
     let out = run(&exe, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "layer_errors crashed ({:?}):\n{stdout}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "layer_errors crashed ({:?}):\n{stdout}\n{stderr}",
+        out.status
+    );
 
     for &(name, code, log) in CASES {
         let got = stdout
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .unwrap_or_else(|| panic!("case {name} did not report:\n{stdout}"));
-        assert_eq!(got.trim().parse::<i32>().unwrap(), code, "case {name} return code");
+        assert_eq!(
+            got.trim().parse::<i32>().unwrap(),
+            code,
+            "case {name} return code"
+        );
 
         let section: Vec<&str> = stderr
             .split(&format!("=== {name}\n"))
@@ -122,8 +204,16 @@ fn bad_input_gets_an_ncnn_error_and_one_log_line() {
         match log {
             None => assert!(section.is_empty(), "case {name} logged {section:?}"),
             Some(text) => {
-                assert_eq!(section.len(), 1, "case {name} should log one line, logged {section:?}");
-                assert!(section[0].contains(text), "case {name}: {:?} lacks {text:?}", section[0]);
+                assert_eq!(
+                    section.len(),
+                    1,
+                    "case {name} should log one line, logged {section:?}"
+                );
+                assert!(
+                    section[0].contains(text),
+                    "case {name}: {:?} lacks {text:?}",
+                    section[0]
+                );
             }
         }
     }

@@ -62,7 +62,10 @@ struct Fixture {
 
 fn read_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
 
 /// `BLOB FILE 1 C H W` as an ncnn `[w, h, c]` tensor.
@@ -70,13 +73,23 @@ fn blob(f: &[&str]) -> Blob {
     let nchw: Vec<i32> = f[2..].iter().map(|v| v.parse().unwrap()).collect();
     let data = read_f32(&dir().join(f[1]));
     assert_eq!(data.len() as i32, nchw.iter().product::<i32>(), "{}", f[1]);
-    Blob { name: f[0].to_string(), tensor: Tensor { shape: vec![nchw[3], nchw[2], nchw[1]], data } }
+    Blob {
+        name: f[0].to_string(),
+        tensor: Tensor {
+            shape: vec![nchw[3], nchw[2], nchw[1]],
+            data,
+        },
+    }
 }
 
 fn fixtures() -> Vec<Fixture> {
     let text = std::fs::read_to_string(dir().join("manifest.txt")).expect("manifest.txt");
     let mut out: Vec<Fixture> = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f[0] == "fixture" {
             out.push(Fixture {
@@ -90,13 +103,20 @@ fn fixtures() -> Vec<Fixture> {
             });
             continue;
         }
-        let fx = out.last_mut().expect("manifest: a line before the first fixture");
+        let fx = out
+            .last_mut()
+            .expect("manifest: a line before the first fixture");
         match f[0] {
             "param" => fx.param = dir().join(f[1]),
             "bin" => fx.bin = dir().join(f[1]),
             "input" => fx.input = Some(blob(&f[1..])),
             "output" => fx.outputs.push(blob(&f[1..])),
-            "expect" if f[1] == "fuse" => fx.expect = Some(Expect::Fuse(f[2].parse().unwrap(), f.get(3) == Some(&"--normalize"))),
+            "expect" if f[1] == "fuse" => {
+                fx.expect = Some(Expect::Fuse(
+                    f[2].parse().unwrap(),
+                    f.get(3) == Some(&"--normalize"),
+                ))
+            }
             "expect" if f[1] == "refuse" => fx.expect = Some(Expect::Refuse(f[2..].join(" "))),
             "channels" => fx.channels = f[1..].iter().map(|c| c.parse().unwrap()).collect(),
             other => panic!("manifest: unknown key {other:?}"),
@@ -107,16 +127,19 @@ fn fixtures() -> Vec<Fixture> {
 }
 
 fn load(fx: &Fixture) -> (ParamFile, Vec<u8>) {
-    let pf = ParamFile::parse(&std::fs::read_to_string(&fx.param).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", fx.name));
+    let pf = ParamFile::parse(&std::fs::read_to_string(&fx.param).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
     (pf, std::fs::read(&fx.bin).unwrap())
 }
 
 fn run(param: &str, weights: &[u8], fx: &Fixture, threads: i32, packing: bool) -> Vec<Tensor> {
     let net = Net::new("L2Norm", threads, packing);
-    net.load(param, weights).unwrap_or_else(|e| panic!("{}: {e:?}", fx.name));
+    net.load(param, weights)
+        .unwrap_or_else(|e| panic!("{}: {e:?}", fx.name));
     let input = fx.input.as_ref().unwrap();
     let names: Vec<&str> = fx.outputs.iter().map(|b| b.name.as_str()).collect();
-    net.run(&input.name, &input.tensor, &names).unwrap_or_else(|e| panic!("{}: run {e}", fx.name))
+    net.run(&input.name, &input.tensor, &names)
+        .unwrap_or_else(|e| panic!("{}: run {e}", fx.name))
 }
 
 /// Largest |got - expected|, panicking past `tol·(1 + max|expected|)`.
@@ -127,7 +150,10 @@ fn compare(got: &Tensor, expected: &Tensor, tol: f32, what: &str) -> f32 {
     let mut worst = 0f32;
     for (i, (&g, &e)) in got.data.iter().zip(&expected.data).enumerate() {
         let d = (g - e).abs();
-        assert!(d <= limit, "{what}: element {i}: got {g}, expected {e} (|diff| {d} > {limit})");
+        assert!(
+            d <= limit,
+            "{what}: element {i}: got {g}, expected {e} (|diff| {d} > {limit})"
+        );
         worst = worst.max(d);
     }
     worst
@@ -137,11 +163,13 @@ fn compare(got: &Tensor, expected: &Tensor, tol: f32, what: &str) -> f32 {
 fn fuses_what_pnnx_and_onnx2ncnn_write() {
     let mut fused_count = 0;
     for fx in fixtures() {
-        let Some(Expect::Fuse(n, normalize)) = fx.expect.clone() else { continue };
+        let Some(Expect::Fuse(n, normalize)) = fx.expect.clone() else {
+            continue;
+        };
         fused_count += 1;
         let (pf, bin_bytes) = load(&fx);
-        let (out, out_bin, report) =
-            fuse(&pf, &bin_bytes, FuseOptions { normalize }).unwrap_or_else(|e| panic!("{}: {e}", fx.name));
+        let (out, out_bin, report) = fuse(&pf, &bin_bytes, FuseOptions { normalize })
+            .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
 
         // The report: one L2Norm per module, with its channels, eps and mode.
         assert_eq!(report.fused.len(), n, "{}: {report}", fx.name);
@@ -152,40 +180,87 @@ fn fuses_what_pnnx_and_onnx2ncnn_write() {
         assert_eq!(channels, expected_channels, "{}", fx.name);
         for f in &report.fused {
             if normalize {
-                assert_eq!((f.eps, f.eps_mode, f.channel_shared, f.from), (1e-6, EpsMode::Max, true, "Normalize"), "{}", fx.name);
+                assert_eq!(
+                    (f.eps, f.eps_mode, f.channel_shared, f.from),
+                    (1e-6, EpsMode::Max, true, "Normalize"),
+                    "{}",
+                    fx.name
+                );
             } else {
-                assert_eq!((f.eps, f.eps_mode, f.channel_shared, f.from), (1e-10, EpsMode::Add, false, "chain"), "{}", fx.name);
+                assert_eq!(
+                    (f.eps, f.eps_mode, f.channel_shared, f.from),
+                    (1e-10, EpsMode::Add, false, "chain"),
+                    "{}",
+                    fx.name
+                );
             }
         }
         let summary = report.to_string();
         for f in &report.fused {
             let line = format!("-> L2Norm {}: channels {}", f.name, f.channels);
-            assert!(summary.contains(&line), "{}: {line:?} not in\n{summary}", fx.name);
+            assert!(
+                summary.contains(&line),
+                "{}: {line:?} not in\n{summary}",
+                fx.name
+            );
         }
-        assert!(summary.ends_with(&format!("{n} L2Norm layer(s) written")), "{summary}");
+        assert!(
+            summary.ends_with(&format!("{n} L2Norm layer(s) written")),
+            "{summary}"
+        );
 
         // The fused .param: n L2Norms, none of the replaced layers, no op of a chain left.
         let l2norms: Vec<_> = out.layers.iter().filter(|l| l.ty == "L2Norm").collect();
         assert_eq!(l2norms.len(), n, "{}", fx.name);
         for f in &report.fused {
             for name in &f.replaced {
-                assert!(out.layers.iter().all(|l| &l.name != name), "{}: {name} still there", fx.name);
+                assert!(
+                    out.layers.iter().all(|l| &l.name != name),
+                    "{}: {name} still there",
+                    fx.name
+                );
             }
         }
         let leftover = ["Reduction", "UnaryOp", "MemoryData", "Normalize"];
-        assert!(out.layers.iter().all(|l| !leftover.contains(&l.ty.as_str())), "{}:\n{}", fx.name, out.to_text());
-        assert!(out.layers.iter().all(|l| l.ty != "BinaryOp" || l.int(1, 0) == Ok(1)), "{}: a tensor BinaryOp left", fx.name);
+        assert!(
+            out.layers
+                .iter()
+                .all(|l| !leftover.contains(&l.ty.as_str())),
+            "{}:\n{}",
+            fx.name,
+            out.to_text()
+        );
+        assert!(
+            out.layers
+                .iter()
+                .all(|l| l.ty != "BinaryOp" || l.int(1, 0) == Ok(1)),
+            "{}: a tensor BinaryOp left",
+            fx.name
+        );
 
         // Every kept layer's weight bytes are identical.
         let before = bin::layout(&pf, &bin_bytes).unwrap();
         let after = bin::layout(&out, &out_bin).unwrap();
         for (l, r) in out.layers.iter().zip(&after) {
             if l.ty == "L2Norm" {
-                assert_eq!(r.end - r.start, 4 * if l.int(3, 0) == Ok(1) { 1 } else { l.int(0, 0).unwrap() as usize });
+                assert_eq!(
+                    r.end - r.start,
+                    4 * if l.int(3, 0) == Ok(1) {
+                        1
+                    } else {
+                        l.int(0, 0).unwrap() as usize
+                    }
+                );
                 continue;
             }
             let i = pf.layers.iter().position(|o| o.name == l.name).unwrap();
-            assert_eq!(&out_bin[r.start..r.end], &bin_bytes[before[i].start..before[i].end], "{}: {} bytes", fx.name, l.name);
+            assert_eq!(
+                &out_bin[r.start..r.end],
+                &bin_bytes[before[i].start..before[i].end],
+                "{}: {} bytes",
+                fx.name,
+                l.name
+            );
         }
 
         // Same outputs through ncnn, fused and unfused, and as PyTorch's.
@@ -196,12 +271,30 @@ fn fuses_what_pnnx_and_onnx2ncnn_write() {
             let b = run(&fused_text, &out_bin, &fx, threads, packing);
             for ((a, b), e) in a.iter().zip(&b).zip(&fx.outputs) {
                 let what = format!("{} {} t{threads} pack{packing}", fx.name, e.name);
-                worst.0 = worst.0.max(compare(b, a, TOL_FUSED, &format!("fused vs unfused {what}")));
-                worst.1 = worst.1.max(compare(b, &e.tensor, TOL_TORCH, &format!("fused vs PyTorch {what}")));
-                compare(a, &e.tensor, TOL_TORCH, &format!("unfused vs PyTorch {what}"));
+                worst.0 = worst.0.max(compare(
+                    b,
+                    a,
+                    TOL_FUSED,
+                    &format!("fused vs unfused {what}"),
+                ));
+                worst.1 = worst.1.max(compare(
+                    b,
+                    &e.tensor,
+                    TOL_TORCH,
+                    &format!("fused vs PyTorch {what}"),
+                ));
+                compare(
+                    a,
+                    &e.tensor,
+                    TOL_TORCH,
+                    &format!("unfused vs PyTorch {what}"),
+                );
             }
         }
-        eprintln!("{:<22} fused vs unfused worst |diff| {:.1e}, vs PyTorch {:.1e}", fx.name, worst.0, worst.1);
+        eprintln!(
+            "{:<22} fused vs unfused worst |diff| {:.1e}, vs PyTorch {:.1e}",
+            fx.name, worst.0, worst.1
+        );
     }
     assert_eq!(fused_count, 8);
 }
@@ -220,14 +313,21 @@ fn cli(args: &[&Path], normalize: bool) -> (i32, String, String) {
         cmd.arg("--normalize");
     }
     let o = cmd.output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 #[test]
 fn cli_writes_what_the_library_computes_and_refuses_as_the_manifest_says() {
     let d = temp_dir("cli");
     for fx in fixtures() {
-        let (op, ob) = (d.join(format!("{}.param", fx.name)), d.join(format!("{}.bin", fx.name)));
+        let (op, ob) = (
+            d.join(format!("{}.param", fx.name)),
+            d.join(format!("{}.bin", fx.name)),
+        );
         match fx.expect.clone().unwrap() {
             Expect::Fuse(n, normalize) => {
                 let (code, stdout, stderr) = cli(&[&fx.param, &fx.bin, &op, &ob], normalize);
@@ -235,13 +335,22 @@ fn cli_writes_what_the_library_computes_and_refuses_as_the_manifest_says() {
                 assert_eq!(stdout.matches("fused ").count(), n, "{stdout}");
                 let (pf, b) = load(&fx);
                 let (want, want_bin, _) = fuse(&pf, &b, FuseOptions { normalize }).unwrap();
-                assert_eq!(std::fs::read_to_string(&op).unwrap(), want.to_text(), "{}", fx.name);
+                assert_eq!(
+                    std::fs::read_to_string(&op).unwrap(),
+                    want.to_text(),
+                    "{}",
+                    fx.name
+                );
                 assert_eq!(std::fs::read(&ob).unwrap(), want_bin, "{}", fx.name);
             }
             Expect::Refuse(why) => {
                 let (code, stdout, stderr) = cli(&[&fx.param, &fx.bin, &op, &ob], false);
                 assert_eq!(code, 1, "{}: {stdout}", fx.name);
-                assert!(stderr.contains(&why) && stderr.contains("nothing written"), "{}: {why:?} not in {stderr}", fx.name);
+                assert!(
+                    stderr.contains(&why) && stderr.contains("nothing written"),
+                    "{}: {why:?} not in {stderr}",
+                    fx.name
+                );
                 assert!(!op.exists() && !ob.exists(), "{}: output written", fx.name);
             }
         }
@@ -256,25 +365,48 @@ fn unfused_opset13_models_are_wrong_so_refusing_them_is_right() {
     // pnnx's ONNX opset >= 13 chain reduces nothing (empty axes): the model
     // itself does not compute an L2Norm, and fusing it would change what it
     // computes. This checks that the unfused model is indeed far from PyTorch.
-    for fx in fixtures().into_iter().filter(|f| f.name.ends_with("conv_onnx13")) {
+    for fx in fixtures()
+        .into_iter()
+        .filter(|f| f.name.ends_with("conv_onnx13"))
+    {
         let (pf, b) = load(&fx);
         let got = run(&pf.to_text(), &b, &fx, 1, false);
-        let worst = got[0].data.iter().zip(&fx.outputs[0].tensor.data).map(|(g, e)| (g - e).abs()).fold(0f32, f32::max);
-        assert!(worst > 1.0, "{}: unfused differs from PyTorch by only {worst}", fx.name);
+        let worst = got[0]
+            .data
+            .iter()
+            .zip(&fx.outputs[0].tensor.data)
+            .map(|(g, e)| (g - e).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst > 1.0,
+            "{}: unfused differs from PyTorch by only {worst}",
+            fx.name
+        );
     }
 }
 
 /// The mmdetection conv fixture (TorchScript), as (param text, bin).
 fn mmdet_conv() -> (String, Vec<u8>) {
-    let fx = fixtures().into_iter().find(|f| f.name == "mmdet_conv_ts").unwrap();
-    (std::fs::read_to_string(&fx.param).unwrap(), std::fs::read(&fx.bin).unwrap())
+    let fx = fixtures()
+        .into_iter()
+        .find(|f| f.name == "mmdet_conv_ts")
+        .unwrap();
+    (
+        std::fs::read_to_string(&fx.param).unwrap(),
+        std::fs::read(&fx.bin).unwrap(),
+    )
 }
 
 /// Runs the CLI on a model that must be refused; checks exit code, message
 /// and that pre-existing output files are left untouched.
 fn assert_refused(param: &str, bin_bytes: &[u8], why: &str) {
     let d = temp_dir(&format!("refuse-{}", why.len()));
-    let (ip, ib, op, ob) = (d.join("in.param"), d.join("in.bin"), d.join("out.param"), d.join("out.bin"));
+    let (ip, ib, op, ob) = (
+        d.join("in.param"),
+        d.join("in.bin"),
+        d.join("out.param"),
+        d.join("out.bin"),
+    );
     std::fs::write(&ip, param).unwrap();
     std::fs::write(&ib, bin_bytes).unwrap();
     std::fs::write(&ob, b"old").unwrap(); // an existing output is not replaced
@@ -283,7 +415,10 @@ fn assert_refused(param: &str, bin_bytes: &[u8], why: &str) {
     assert!(stderr.contains(why), "{why:?} not in {stderr}");
     assert!(!op.exists(), "out.param written");
     assert_eq!(std::fs::read(&ob).unwrap(), b"old");
-    let leftovers: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 3, "temp files left: {leftovers:?}");
     // The library says the same.
     let e = fuse_files(&ip, &ib, &op, &ob, FuseOptions::default()).unwrap_err();
@@ -298,16 +433,30 @@ fn refuses_bin_one_float_short_or_long() {
     let mut long = b.clone();
     long.extend(1f32.to_le_bytes());
     assert_refused(&param, &long, "4 trailing bytes");
-    assert!(matches!(fuse(&ParamFile::parse(&param).unwrap(), &long, FuseOptions::default()), Err(ModelError::Bin(_))));
+    assert!(matches!(
+        fuse(
+            &ParamFile::parse(&param).unwrap(),
+            &long,
+            FuseOptions::default()
+        ),
+        Err(ModelError::Bin(_))
+    ));
 }
 
 #[test]
 fn refuses_when_an_intermediate_blob_is_read_elsewhere() {
     // sqrt_1's output (blob 7) also feeds an extra layer: the chain cannot go.
     let (param, b) = mmdet_conv();
-    assert!(param.contains("UnaryOp                  sqrt_1                   1 1 5 7 0=5"), "{param}");
+    assert!(
+        param.contains("UnaryOp                  sqrt_1                   1 1 5 7 0=5"),
+        "{param}"
+    );
     let edited = param.replacen("11 12\n", "12 13\n", 1) + "UnaryOp extra 1 1 7 extra_out 0=0\n";
-    assert_refused(&edited, &b, "intermediate blob 7 is also read by UnaryOp extra");
+    assert_refused(
+        &edited,
+        &b,
+        "intermediate blob 7 is also read by UnaryOp extra",
+    );
     // The same with the weight's blob.
     let edited = param.replacen("11 12\n", "12 13\n", 1) + "UnaryOp extra 1 1 6 extra_out 0=0\n";
     assert_refused(&edited, &b, "blob 6 is also read by UnaryOp extra");
@@ -349,13 +498,25 @@ fn refuses_ambiguous_scales() {
     assert_refused(&param, &b, "ambiguous match at Reduction sum");
     // Without the second scale the same chain fuses, reading w1 as the weight.
     let (param, b) = scaled_chain(false);
-    let (out, out_bin, report) = fuse(&ParamFile::parse(&param).unwrap(), &b, FuseOptions::default()).unwrap();
+    let (out, out_bin, report) = fuse(
+        &ParamFile::parse(&param).unwrap(),
+        &b,
+        FuseOptions::default(),
+    )
+    .unwrap();
     assert_eq!(report.fused.len(), 1);
     let l = out.layers.iter().find(|l| l.ty == "L2Norm").unwrap();
-    assert_eq!((l.bottoms[0].as_str(), l.tops[0].as_str()), ("x", "y"), "Split removed, output kept");
+    assert_eq!(
+        (l.bottoms[0].as_str(), l.tops[0].as_str()),
+        ("x", "y"),
+        "Split removed, output kept"
+    );
     assert_eq!(out.layers.len(), 3);
     assert_eq!(&out_bin[..52], &b[..52], "conv bytes");
-    let w: Vec<f32> = out_bin[52..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let w: Vec<f32> = out_bin[52..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     assert_eq!(w, [13.0, 14.0, 15.0, 16.0]);
 }
 
@@ -363,14 +524,26 @@ fn refuses_ambiguous_scales() {
 fn normalize_with_shared_scale_needs_the_channel_count() {
     let param = "7767517\n2 2\nInput in0 0 1 in0\nNormalize n 1 1 in0 out 0=0 1=1 2=1.000000e-6 3=1 4=1 9=1\n";
     let pf = ParamFile::parse(param).unwrap();
-    let e = fuse(&pf, &1f32.to_le_bytes(), FuseOptions { normalize: true }).unwrap_err().to_string();
-    assert!(e.contains("shared scale") && e.contains("channel count"), "{e}");
+    let e = fuse(&pf, &1f32.to_le_bytes(), FuseOptions { normalize: true })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("shared scale") && e.contains("channel count"),
+        "{e}"
+    );
     // Without --normalize the Normalize is not touched: nothing to do.
-    let e = fuse(&pf, &1f32.to_le_bytes(), FuseOptions::default()).unwrap_err().to_string();
+    let e = fuse(&pf, &1f32.to_le_bytes(), FuseOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no L2Norm chain"), "{e}");
     // With an Input that states its channels, it converts (eps text copied).
     let param = param.replace("Input in0 0 1 in0", "Input in0 0 1 in0 0=5 1=5 2=7");
-    let (out, out_bin, _) = fuse(&ParamFile::parse(&param).unwrap(), &1f32.to_le_bytes(), FuseOptions { normalize: true }).unwrap();
+    let (out, out_bin, _) = fuse(
+        &ParamFile::parse(&param).unwrap(),
+        &1f32.to_le_bytes(),
+        FuseOptions { normalize: true },
+    )
+    .unwrap();
     assert!(out.to_text().contains("L2Norm                   l2norm_n                 1 1 in0 out 0=7 1=1.000000e-6 2=2 3=1\n"), "{}", out.to_text());
     assert_eq!(out_bin, 1f32.to_le_bytes());
 }

@@ -5,11 +5,16 @@ mod common;
 
 use common::{assert_close_as, Rng};
 use ncnn_l2norm::{
-    l2norm_inplace, l2norm_reference, Element, EpsMode, Forward, Isa, L2NormError, L2NormParams, MatView, Storage,
-    TensorMut, BF16, F16,
+    l2norm_inplace, l2norm_reference, Element, EpsMode, Forward, Isa, L2NormError, L2NormParams,
+    MatView, Storage, TensorMut, BF16, F16,
 };
 
-const MODES: [EpsMode; 4] = [EpsMode::Add, EpsMode::Caffe, EpsMode::Max, EpsMode::TensorFlow];
+const MODES: [EpsMode; 4] = [
+    EpsMode::Add,
+    EpsMode::Caffe,
+    EpsMode::Max,
+    EpsMode::TensorFlow,
+];
 
 fn params(channels: usize, eps: f32, mode: EpsMode, shared: bool) -> L2NormParams {
     L2NormParams::from_raw(channels as i64, eps, mode.to_param(), shared as i32, &[]).unwrap()
@@ -28,7 +33,13 @@ fn check(view: MatView, p: &L2NormParams, rng: &mut Rng, what: &str) {
     check_as::<BF16>(view16, p, &weights, &data, what);
 }
 
-fn check_as<E: Element>(view: MatView, p: &L2NormParams, weights: &[f32], values: &[f32], what: &str) {
+fn check_as<E: Element>(
+    view: MatView,
+    p: &L2NormParams,
+    weights: &[f32],
+    values: &[f32],
+    what: &str,
+) {
     let data: Vec<E> = values.iter().map(|&x| E::from_f32(x)).collect();
     let expected = l2norm_reference(&data, &view, p, weights).unwrap();
     let forward = Forward::new::<E>(&view, p, weights).unwrap();
@@ -36,12 +47,22 @@ fn check_as<E: Element>(view: MatView, p: &L2NormParams, weights: &[f32], values
         let mut got = data.clone();
         let mut t = TensorMut::from_slice(&mut got, *forward.layout()).unwrap();
         forward.run_on(isa, &mut t);
-        assert_close_as(&got, &expected, p.channels, &format!("{what} {isa:?} {:?} {view:?} {p:?}", E::STORAGE));
+        assert_close_as(
+            &got,
+            &expected,
+            p.channels,
+            &format!("{what} {isa:?} {:?} {view:?} {p:?}", E::STORAGE),
+        );
     }
     // The public entry point, on the selected path.
     let mut got = data.clone();
     l2norm_inplace(&mut got, &view, p, weights).unwrap();
-    assert_close_as(&got, &expected, p.channels, &format!("{what} selected {:?}", E::STORAGE));
+    assert_close_as(
+        &got,
+        &expected,
+        p.channels,
+        &format!("{what} selected {:?}", E::STORAGE),
+    );
 }
 
 #[test]
@@ -55,7 +76,12 @@ fn dims3_awkward_channels_all_packings() {
             }
             for (w, h) in [(1, 1), (3, 3), (7, 5), (19, 19), (38, 38)] {
                 let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32);
-                check(view, &params(channels, 1e-10, EpsMode::Add, false), &mut rng, "dims3");
+                check(
+                    view,
+                    &params(channels, 1e-10, EpsMode::Add, false),
+                    &mut rng,
+                    "dims3",
+                );
             }
         }
     }
@@ -68,7 +94,12 @@ fn padded_cstep() {
         for pad in [0usize, 1, 3, 16, 100] {
             let base = MatView::dims3(9, 7, (channels / elempack) as i32, elempack as i32);
             let view = base.with_cstep(63 + pad);
-            check(view, &params(channels, 1e-10, EpsMode::Add, false), &mut rng, "padded");
+            check(
+                view,
+                &params(channels, 1e-10, EpsMode::Add, false),
+                &mut rng,
+                "padded",
+            );
         }
     }
 }
@@ -82,8 +113,18 @@ fn dims_1_2_4() {
             let p = params(c as usize, 1e-10, EpsMode::Add, false);
             check(MatView::dims1(groups, elempack), &p, &mut rng, "dims1");
             check(MatView::dims2(13, groups, elempack), &p, &mut rng, "dims2");
-            check(MatView::dims4(5, 3, 4, groups, elempack), &p, &mut rng, "dims4");
-            check(MatView::dims4(5, 3, 4, groups, elempack).with_cstep(64), &p, &mut rng, "dims4 padded");
+            check(
+                MatView::dims4(5, 3, 4, groups, elempack),
+                &p,
+                &mut rng,
+                "dims4",
+            );
+            check(
+                MatView::dims4(5, 3, 4, groups, elempack).with_cstep(64),
+                &p,
+                &mut rng,
+                "dims4 padded",
+            );
         }
     }
 }
@@ -96,7 +137,12 @@ fn every_eps_mode_and_shared_scale() {
             for shared in [false, true] {
                 for (channels, elempack) in [(3usize, 1), (16, 16), (24, 8), (513, 1)] {
                     let view = MatView::dims3(11, 3, (channels / elempack) as i32, elempack as i32);
-                    check(view, &params(channels, eps, mode, shared), &mut rng, "modes");
+                    check(
+                        view,
+                        &params(channels, eps, mode, shared),
+                        &mut rng,
+                        "modes",
+                    );
                 }
             }
         }
@@ -139,10 +185,19 @@ fn a_nan_channel_makes_its_position_nan_in_every_mode() {
         for isa in Isa::available() {
             let forward = Forward::new::<f32>(&view, &p, &[1.0; 3]).unwrap();
             let mut got = data.clone();
-            forward.run_on(isa, &mut TensorMut::from_slice(&mut got, *forward.layout()).unwrap());
+            forward.run_on(
+                isa,
+                &mut TensorMut::from_slice(&mut got, *forward.layout()).unwrap(),
+            );
             for c in 0..3 {
-                assert!(got[c * 4 + 2].is_nan() && expected[c * 4 + 2].is_nan(), "{mode:?} {isa:?}: {got:?}");
-                assert!(got[c * 4].is_finite(), "{mode:?} {isa:?}: other positions stay finite");
+                assert!(
+                    got[c * 4 + 2].is_nan() && expected[c * 4 + 2].is_nan(),
+                    "{mode:?} {isa:?}: {got:?}"
+                );
+                assert!(
+                    got[c * 4].is_finite(),
+                    "{mode:?} {isa:?}: other positions stay finite"
+                );
             }
         }
     }
@@ -153,23 +208,46 @@ fn known_values() {
     // One position, channels (3, 4): norm 5.
     let view = MatView::dims1(2, 1);
     let mut x = [3.0f32, 4.0];
-    l2norm_inplace(&mut x, &view, &params(2, 0.0, EpsMode::Add, false), &[20.0, 10.0]).unwrap();
+    l2norm_inplace(
+        &mut x,
+        &view,
+        &params(2, 0.0, EpsMode::Add, false),
+        &[20.0, 10.0],
+    )
+    .unwrap();
     assert_eq!(x, [12.0, 8.0]);
     let mut x = [3.0f32, 4.0];
-    l2norm_inplace(&mut x, &view, &params(2, 11.0, EpsMode::Caffe, true), &[6.0]).unwrap();
+    l2norm_inplace(
+        &mut x,
+        &view,
+        &params(2, 11.0, EpsMode::Caffe, true),
+        &[6.0],
+    )
+    .unwrap();
     assert_eq!(x, [3.0, 4.0]); // sqrt(25 + 11) = 6
     let mut x = [3.0f32, 4.0];
     l2norm_inplace(&mut x, &view, &params(2, 10.0, EpsMode::Max, true), &[10.0]).unwrap();
     assert_eq!(x, [3.0, 4.0]); // max(5, 10) = 10
     let mut x = [3.0f32, 4.0];
-    l2norm_inplace(&mut x, &view, &params(2, 100.0, EpsMode::TensorFlow, true), &[10.0]).unwrap();
+    l2norm_inplace(
+        &mut x,
+        &view,
+        &params(2, 100.0, EpsMode::TensorFlow, true),
+        &[10.0],
+    )
+    .unwrap();
     assert_eq!(x, [3.0, 4.0]); // sqrt(max(25, 100)) = 10
 }
 
 #[test]
 fn chunks_partition_positions_and_match_whole_run() {
     let mut rng = Rng::new(6);
-    for (w, h, channels, elempack) in [(150, 150, 64usize, 16), (64, 64, 512, 16), (38, 38, 512, 1), (1000, 1, 8, 8)] {
+    for (w, h, channels, elempack) in [
+        (150, 150, 64usize, 16),
+        (64, 64, 512, 16),
+        (38, 38, 512, 1),
+        (1000, 1, 8, 8),
+    ] {
         let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32);
         let p = params(channels, 1e-10, EpsMode::Add, false);
         let weights = rng.vec(channels, 1.0, 30.0);
@@ -194,7 +272,10 @@ fn chunks_partition_positions_and_match_whole_run() {
                 forward.run(&mut t);
             }
             assert_eq!(covered, layout.positions);
-            assert_eq!(data, whole, "chunked run differs from whole run ({threads} threads)");
+            assert_eq!(
+                data, whole,
+                "chunked run differs from whole run ({threads} threads)"
+            );
         }
     }
 }
@@ -206,11 +287,17 @@ fn rejects_what_it_cannot_run() {
     let mut data = vec![1.0f32; view.layout(Storage::F32).unwrap().min_len];
     assert_eq!(
         l2norm_inplace(&mut data, &view, &p, &[1.0; 7]),
-        Err(L2NormError::WeightCount { expected: 8, got: 7 })
+        Err(L2NormError::WeightCount {
+            expected: 8,
+            got: 7
+        })
     );
     assert_eq!(
         l2norm_inplace(&mut data, &MatView::dims3(4, 4, 4, 1), &p, &[1.0; 8]),
-        Err(L2NormError::ChannelMismatch { expected: 8, got: 4 })
+        Err(L2NormError::ChannelMismatch {
+            expected: 8,
+            got: 4
+        })
     );
     assert!(matches!(
         l2norm_inplace(&mut data[..100], &view, &p, &[1.0; 8]),
@@ -220,7 +307,10 @@ fn rejects_what_it_cannot_run() {
         l2norm_inplace(&mut data, &MatView { dims: 5, ..view }, &p, &[1.0; 8]),
         Err(L2NormError::UnsupportedDims(5))
     );
-    assert!(data.iter().all(|&x| x == 1.0), "a refused call must not write");
+    assert!(
+        data.iter().all(|&x| x == 1.0),
+        "a refused call must not write"
+    );
     // 16-bit data with an fp32 view (or the reverse) is refused, not misread.
     let mut halves = vec![F16::from_f32(1.0); 256];
     assert!(matches!(

@@ -54,24 +54,47 @@ struct Fixture {
 fn read_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(bytes.len() % 4, 0, "{}", path.display());
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
 
 /// `BLOB FILE 1 C H W` from the manifest, as an ncnn `[w, h, c]` tensor.
 fn blob(fields: &[&str]) -> Blob {
     let nchw: Vec<i32> = fields[2..].iter().map(|f| f.parse().unwrap()).collect();
-    assert_eq!((nchw.len(), nchw[0]), (4, 1), "batch-1 NCHW expected: {fields:?}");
+    assert_eq!(
+        (nchw.len(), nchw[0]),
+        (4, 1),
+        "batch-1 NCHW expected: {fields:?}"
+    );
     let data = read_f32(&dir().join(fields[1]));
-    assert_eq!(data.len() as i32, nchw.iter().product::<i32>(), "{}", fields[1]);
+    assert_eq!(
+        data.len() as i32,
+        nchw.iter().product::<i32>(),
+        "{}",
+        fields[1]
+    );
     // Batch 1: NCHW bytes are ncnn's unpadded w,h,c layout.
-    let tensor = Tensor { shape: vec![nchw[3], nchw[2], nchw[1]], data };
-    Blob { name: fields[0].to_string(), nchw, tensor }
+    let tensor = Tensor {
+        shape: vec![nchw[3], nchw[2], nchw[1]],
+        data,
+    };
+    Blob {
+        name: fields[0].to_string(),
+        nchw,
+        tensor,
+    }
 }
 
 fn fixtures() -> Vec<Fixture> {
     let text = std::fs::read_to_string(dir().join("manifest.txt")).expect("manifest.txt");
     let mut out: Vec<Fixture> = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f[0] == "fixture" {
             out.push(Fixture {
@@ -79,12 +102,21 @@ fn fixtures() -> Vec<Fixture> {
                 type_name: String::new(),
                 param: PathBuf::new(),
                 bin: PathBuf::new(),
-                input: Blob { name: String::new(), nchw: vec![], tensor: Tensor { shape: vec![], data: vec![] } },
+                input: Blob {
+                    name: String::new(),
+                    nchw: vec![],
+                    tensor: Tensor {
+                        shape: vec![],
+                        data: vec![],
+                    },
+                },
                 outputs: vec![],
             });
             continue;
         }
-        let fx = out.last_mut().expect("manifest: a line before the first `fixture`");
+        let fx = out
+            .last_mut()
+            .expect("manifest: a line before the first `fixture`");
         match f[0] {
             "type" => fx.type_name = f[1].to_string(),
             "param" => fx.param = dir().join(f[1]),
@@ -101,17 +133,29 @@ fn fixtures() -> Vec<Fixture> {
 /// The one layer line of `type_name` in a .param: (input blob, output blob, params).
 fn layer_line(param: &str, type_name: &str) -> (String, String, Vec<String>) {
     assert!(param.starts_with("7767517\n"), "not an ncnn .param");
-    let lines: Vec<Vec<&str>> =
-        param.lines().skip(2).map(|l| l.split_whitespace().collect()).filter(|f: &Vec<&str>| f.first() == Some(&type_name)).collect();
+    let lines: Vec<Vec<&str>> = param
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .filter(|f: &Vec<&str>| f.first() == Some(&type_name))
+        .collect();
     assert_eq!(lines.len(), 1, "one {type_name} layer expected in\n{param}");
     let f = &lines[0];
     assert_eq!(&f[2..4], ["1", "1"], "one input, one output");
-    (f[4].to_string(), f[5].to_string(), f[6..].iter().map(|s| s.to_string()).collect())
+    (
+        f[4].to_string(),
+        f[5].to_string(),
+        f[6..].iter().map(|s| s.to_string()).collect(),
+    )
 }
 
 /// Channels of the L2Norm: the channel count of its output blob (or of out0 when alone).
 fn l2norm_channels(fx: &Fixture, out_blob: &str) -> i32 {
-    fx.outputs.iter().find(|b| b.name == out_blob).unwrap_or_else(|| panic!("{}: no expected {out_blob}", fx.name)).nchw[1]
+    fx.outputs
+        .iter()
+        .find(|b| b.name == out_blob)
+        .unwrap_or_else(|| panic!("{}: no expected {out_blob}", fx.name))
+        .nchw[1]
 }
 
 /// Largest |diff| and largest |diff| / (1 + |expected|) over the elements; panics past tolerance.
@@ -120,7 +164,10 @@ fn compare(got: &Tensor, expected: &Blob, what: &str) -> (f32, f32) {
     let (mut worst_abs, mut worst_scaled) = (0f32, 0f32);
     for (i, (&g, &e)) in got.data.iter().zip(&expected.tensor.data).enumerate() {
         let d = (g - e).abs();
-        assert!(d <= ATOL + RTOL * e.abs(), "{what}: element {i}: got {g}, PyTorch {e} (|diff| {d})");
+        assert!(
+            d <= ATOL + RTOL * e.abs(),
+            "{what}: element {i}: got {g}, PyTorch {e} (|diff| {d})"
+        );
         worst_abs = worst_abs.max(d);
         worst_scaled = worst_scaled.max(d / (1.0 + e.abs()));
     }
@@ -139,7 +186,12 @@ fn pnnx_wrote_type_and_weight_shape_only() {
         assert_eq!(params, [format!("-23310=1,{c}")], "{}", fx.name);
         if input == "in0" {
             assert_eq!(output, "out0", "{}", fx.name);
-            assert_eq!(std::fs::metadata(&fx.bin).unwrap().len(), 4 * c as u64, "{}: C fp32 weights", fx.name);
+            assert_eq!(
+                std::fs::metadata(&fx.bin).unwrap().len(),
+                4 * c as u64,
+                "{}: C fp32 weights",
+                fx.name
+            );
         }
     }
 }
@@ -155,15 +207,25 @@ fn pnnx_moduleop_models_match_pytorch() {
         let mut worst = vec![(0f32, 0f32); names.len()];
         for (threads, packing) in OPTIONS {
             let net = Net::new(&fx.type_name, threads, packing);
-            net.load_files(&fx.param, &fx.bin).unwrap_or_else(|e| panic!("{}: {e:?}", fx.name));
-            let got = net.run(&fx.input.name, &fx.input.tensor, &names).unwrap_or_else(|e| panic!("{}: run {e}", fx.name));
+            net.load_files(&fx.param, &fx.bin)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", fx.name));
+            let got = net
+                .run(&fx.input.name, &fx.input.tensor, &names)
+                .unwrap_or_else(|e| panic!("{}: run {e}", fx.name));
             for ((g, e), w) in got.iter().zip(&fx.outputs).zip(&mut worst) {
-                let (a, s) = compare(g, e, &format!("{} blob {} t{threads} pack{packing}", fx.name, e.name));
+                let (a, s) = compare(
+                    g,
+                    e,
+                    &format!("{} blob {} t{threads} pack{packing}", fx.name, e.name),
+                );
                 *w = (w.0.max(a), w.1.max(s));
             }
         }
         for (name, (a, s)) in names.iter().zip(worst) {
-            eprintln!("{:<30} C={c:<3} blob {name:<5} worst |diff| {a:.2e}, |diff|/(1+|e|) {s:.2e}", fx.name);
+            eprintln!(
+                "{:<30} C={c:<3} blob {name:<5} worst |diff| {a:.2e}, |diff|/(1+|e|) {s:.2e}",
+                fx.name
+            );
         }
     }
 }
@@ -172,8 +234,18 @@ fn pnnx_moduleop_models_match_pytorch() {
 /// Convolution's data (a 4-byte type flag, `6=` weights in fp32 or, behind
 /// flag 0x01306B47, fp16 padded to 4 bytes, then `0=` fp32 biases).
 fn weights_after_first_conv(param: &str, bin: &[u8], c: usize) -> Vec<f32> {
-    let conv: Vec<&str> = param.lines().find(|l| l.starts_with("Convolution ")).expect("a Convolution").split_whitespace().collect();
-    let get = |k: &str| conv.iter().find_map(|f| f.strip_prefix(k)).map(|v| v.parse::<usize>().unwrap()).unwrap_or(0);
+    let conv: Vec<&str> = param
+        .lines()
+        .find(|l| l.starts_with("Convolution "))
+        .expect("a Convolution")
+        .split_whitespace()
+        .collect();
+    let get = |k: &str| {
+        conv.iter()
+            .find_map(|f| f.strip_prefix(k))
+            .map(|v| v.parse::<usize>().unwrap())
+            .unwrap_or(0)
+    };
     let (outputs, weights, bias) = (get("0="), get("6="), get("5="));
     let flag = u32::from_le_bytes(bin[..4].try_into().unwrap());
     let weight_bytes = match flag {
@@ -182,7 +254,10 @@ fn weights_after_first_conv(param: &str, bin: &[u8], c: usize) -> Vec<f32> {
         other => panic!("unexpected weight flag {other:#x}"),
     };
     let off = 4 + weight_bytes + 4 * outputs * bias;
-    bin[off..off + 4 * c].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    bin[off..off + 4 * c]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -202,9 +277,16 @@ fn l2norm_on_ncnn_conv_output_matches_reference() {
         for (threads, packing) in OPTIONS {
             let net = Net::new(&fx.type_name, threads, packing);
             net.load_files(&fx.param, &fx.bin).unwrap();
-            let got = net.run(&fx.input.name, &fx.input.tensor, &[&norm_in, &norm_out]).unwrap();
+            let got = net
+                .run(&fx.input.name, &fx.input.tensor, &[&norm_in, &norm_out])
+                .unwrap();
             let expected = l2norm_reference(&got[0].data, &got[0].view(), &p, &weights).unwrap();
-            common::assert_close(&got[1].data, &expected, c, &format!("{} t{threads} pack{packing}", fx.name));
+            common::assert_close(
+                &got[1].data,
+                &expected,
+                c,
+                &format!("{} t{threads} pack{packing}", fx.name),
+            );
         }
     }
 }
@@ -215,18 +297,30 @@ fn pytorch_is_eps_mode_0() {
     // weights from pnnx's .bin, in each eps mode. It matches mode 0 (what the
     // layer defaults to, pnnx having dropped eps) and no other: the inputs have
     // positions whose norm is near eps, so the fixtures tell the modes apart.
-    for fx in fixtures().into_iter().filter(|f| f.input.name == "in0" && f.outputs[0].name == "out0" && f.outputs.len() == 1) {
+    for fx in fixtures()
+        .into_iter()
+        .filter(|f| f.input.name == "in0" && f.outputs[0].name == "out0" && f.outputs.len() == 1)
+    {
         let weights = read_f32(&fx.bin);
         let c = weights.len();
         let expected = &fx.outputs[0].tensor.data;
         for mode in 0..4 {
             let p = L2NormParams::from_raw(c as i64, 1e-10, mode, 0, &[]).unwrap();
-            let r = l2norm_reference(&fx.input.tensor.data, &fx.input.tensor.view(), &p, &weights).unwrap();
-            let misses = r.iter().zip(expected).filter(|(r, e)| (*r - *e).abs() > ATOL + RTOL * e.abs()).count();
+            let r = l2norm_reference(&fx.input.tensor.data, &fx.input.tensor.view(), &p, &weights)
+                .unwrap();
+            let misses = r
+                .iter()
+                .zip(expected)
+                .filter(|(r, e)| (*r - *e).abs() > ATOL + RTOL * e.abs())
+                .count();
             if mode == 0 {
                 assert_eq!(misses, 0, "{}: PyTorch differs from eps_mode 0", fx.name);
             } else {
-                assert!(misses > 0, "{}: eps_mode {mode} should miss at least one position", fx.name);
+                assert!(
+                    misses > 0,
+                    "{}: eps_mode {mode} should miss at least one position",
+                    fx.name
+                );
             }
         }
     }
@@ -237,17 +331,32 @@ fn uninterpretable_weight_shape_fails_load_param() {
     // pnnx's .param hand-edited so param 10 is not [C], [1,C], [1,C,1] or
     // [1,C,1,1] (or is missing, leaving no channel count): load_param fails
     // with an error code, no crash; the unedited text loads.
-    let fx = fixtures().into_iter().find(|f| f.name == "mmdet_l2norm").unwrap();
+    let fx = fixtures()
+        .into_iter()
+        .find(|f| f.name == "mmdet_l2norm")
+        .unwrap();
     let param = std::fs::read_to_string(&fx.param).unwrap();
     let bin = std::fs::read(&fx.bin).unwrap();
     let shape = "-23310=1,21";
     assert!(param.contains(shape), "{param}");
     let net = Net::new(&fx.type_name, 1, true);
     assert_eq!(net.load(&param, &bin), Ok(()), "unedited");
-    for edited in ["-23310=2,3,21", "-23310=2,3,16", "-23310=4,1,21,3,3", "-23310=4,2,21,1,1", "-23310=1,0", "-23310=1,-21", ""] {
+    for edited in [
+        "-23310=2,3,21",
+        "-23310=2,3,16",
+        "-23310=4,1,21,3,3",
+        "-23310=4,2,21,1,1",
+        "-23310=1,0",
+        "-23310=1,-21",
+        "",
+    ] {
         let net = Net::new(&fx.type_name, 1, true);
         let r = net.load(&param.replace(shape, edited), &bin);
-        assert_eq!(r.err().map(|e| e.0), Some("load_param"), "{edited:?} should fail in load_param");
+        assert_eq!(
+            r.err().map(|e| e.0),
+            Some("load_param"),
+            "{edited:?} should fail in load_param"
+        );
     }
 }
 
@@ -257,8 +366,18 @@ fn unregistered_type_fails_load_param() {
     // our layer that runs these fixtures, not something built into ncnn.
     for fx in fixtures() {
         let net = Net::plain(1, true);
-        assert_eq!(net.load_files(&fx.param, &fx.bin).err().map(|e| e.0), Some("load_param"), "{}", fx.name);
+        assert_eq!(
+            net.load_files(&fx.param, &fx.bin).err().map(|e| e.0),
+            Some("load_param"),
+            "{}",
+            fx.name
+        );
         let net = Net::new("L2Norm", 1, true);
-        assert_eq!(net.load_files(&fx.param, &fx.bin).err().map(|e| e.0), Some("load_param"), "{}", fx.name);
+        assert_eq!(
+            net.load_files(&fx.param, &fx.bin).err().map(|e| e.0),
+            Some("load_param"),
+            "{}",
+            fx.name
+        );
     }
 }

@@ -33,11 +33,20 @@ fn demo(args: &[&str]) -> Output {
 }
 
 fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn nums(fields: &[&str]) -> Vec<f32> {
-    fields.iter().map(|f| f.parse::<f32>().unwrap_or_else(|_| panic!("not a number: {f:?}"))).collect()
+    fields
+        .iter()
+        .map(|f| {
+            f.parse::<f32>()
+                .unwrap_or_else(|_| panic!("not a number: {f:?}"))
+        })
+        .collect()
 }
 
 /// `(image name, box)` rows of a whitespace table whose columns are
@@ -49,8 +58,19 @@ fn read_table(path: &str, has_score: bool) -> Vec<(String, Det)> {
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let v = nums(&f[3..]);
-            let (score, b) = if has_score { (v[0], &v[1..]) } else { (1.0, &v[..]) };
-            (f[0].to_string(), Det { label: f[1].parse().unwrap(), score, b: [b[0], b[1], b[2], b[3]] })
+            let (score, b) = if has_score {
+                (v[0], &v[1..])
+            } else {
+                (1.0, &v[..])
+            };
+            (
+                f[0].to_string(),
+                Det {
+                    label: f[1].parse().unwrap(),
+                    score,
+                    b: [b[0], b[1], b[2], b[3]],
+                },
+            )
         })
         .collect()
 }
@@ -61,7 +81,10 @@ fn bundled_images() -> Vec<String> {
         .map(|(n, _)| n)
         .collect();
     names.dedup();
-    assert!(names.len() >= 3, "expected 3 or more bundled images, got {names:?}");
+    assert!(
+        names.len() >= 3,
+        "expected 3 or more bundled images, got {names:?}"
+    );
     names
 }
 
@@ -72,13 +95,24 @@ fn image_path(name: &str) -> String {
 /// Runs `ssd-demo --eval` on the bundled images: per image, normalised detections.
 fn eval(extra: &[&str]) -> Vec<(String, Vec<Det>)> {
     let names = bundled_images();
-    let list = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ssd-list{}.txt", extra.join("")));
-    std::fs::write(&list, names.iter().map(|n| image_path(n) + "\n").collect::<String>()).unwrap();
+    let list =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ssd-list{}.txt", extra.join("")));
+    std::fs::write(
+        &list,
+        names
+            .iter()
+            .map(|n| image_path(n) + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
     let mut args = vec!["--eval", list.to_str().unwrap()];
     args.extend_from_slice(extra);
     let out = demo(&args);
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "ssd-demo --eval failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "ssd-demo --eval failed:\n{stdout}\n{stderr}"
+    );
     let mut result: Vec<(String, Vec<Det>)> = Vec::new();
     for line in stdout.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -86,18 +120,30 @@ fn eval(extra: &[&str]) -> Vec<(String, Vec<Det>)> {
             Some(&"image") => {
                 // "image PATH W H"; the path may hold spaces.
                 let path = line["image ".len()..].rsplitn(3, ' ').nth(2).unwrap();
-                let name = Path::new(path).file_name().unwrap().to_string_lossy().into_owned();
+                let name = Path::new(path)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 result.push((name, Vec::new()));
             }
             Some(&"det") => {
                 let v = nums(&f[3..8]);
-                let det = Det { label: f[1].parse().unwrap(), score: v[0], b: [v[1], v[2], v[3], v[4]] };
+                let det = Det {
+                    label: f[1].parse().unwrap(),
+                    score: v[0],
+                    b: [v[1], v[2], v[3], v[4]],
+                };
                 result.last_mut().expect("det before image").1.push(det);
             }
             _ => {}
         }
     }
-    assert_eq!(result.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), names, "{stdout}");
+    assert_eq!(
+        result.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        names,
+        "{stdout}"
+    );
     assert!(stdout.contains("eval: "), "{stdout}");
     result
 }
@@ -110,7 +156,9 @@ fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
 }
 
 fn max_diff(a: &Det, b: &Det) -> f32 {
-    (0..4).map(|i| (a.b[i] - b.b[i]).abs()).fold((a.score - b.score).abs(), f32::max)
+    (0..4)
+        .map(|i| (a.b[i] - b.b[i]).abs())
+        .fold((a.score - b.score).abs(), f32::max)
 }
 
 /// Pairs every detection of `a` scoring above `floor` with a distinct one of
@@ -131,7 +179,11 @@ fn match_all(a: &[Det], b: &[Det], floor: f32, tol: f32) -> Result<f32, String> 
                 used[j] = true;
                 worst = worst.max(diff);
             }
-            _ => return Err(format!("{d:?} has no counterpart within {tol} (closest: {best:?})")),
+            _ => {
+                return Err(format!(
+                    "{d:?} has no counterpart within {tol} (closest: {best:?})"
+                ))
+            }
         }
     }
     Ok(worst)
@@ -143,39 +195,71 @@ fn demo_finds_the_ground_truth_objects() {
     for name in bundled_images() {
         let annotated = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("annotated-{name}"));
         let _ = std::fs::remove_file(&annotated);
-        let out = demo(&["--runs", "2", &image_path(&name), annotated.to_str().unwrap()]);
+        let out = demo(&[
+            "--runs",
+            "2",
+            &image_path(&name),
+            annotated.to_str().unwrap(),
+        ]);
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "{name}:\n{stdout}\n{stderr}");
         assert!(stdout.contains("inference: "), "{stdout}");
 
         // "  star     0.9981  box   87.6   81.4  121.9  121.3", pixels of the 128x128 image.
-        let classes = ["background", "circle", "triangle", "square", "star", "cross"];
+        let classes = [
+            "background",
+            "circle",
+            "triangle",
+            "square",
+            "star",
+            "cross",
+        ];
         let found: Vec<Det> = stdout
             .lines()
             .filter(|l| l.contains(" box "))
             .map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                let label = classes.iter().position(|c| *c == f[0]).unwrap_or_else(|| panic!("class in {l:?}")) as i32;
+                let label = classes
+                    .iter()
+                    .position(|c| *c == f[0])
+                    .unwrap_or_else(|| panic!("class in {l:?}")) as i32;
                 let v = nums(&[f[1], f[3], f[4], f[5], f[6]]);
-                Det { label, score: v[0], b: [v[1], v[2], v[3], v[4]] }
+                Det {
+                    label,
+                    score: v[0],
+                    b: [v[1], v[2], v[3], v[4]],
+                }
             })
             .collect();
-        let expected: Vec<Det> = truth.iter().filter(|(n, _)| *n == name).map(|(_, d)| *d).collect();
+        let expected: Vec<Det> = truth
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, d)| *d)
+            .collect();
         assert!(found.iter().all(|d| d.score >= SHOWN), "{stdout}");
 
         // One to one: every object found with its class at IoU >= 0.5, and nothing else reported.
         let mut used = vec![false; found.len()];
         for g in &expected {
-            let hit = (0..found.len()).find(|&j| !used[j] && found[j].label == g.label && iou(&found[j].b, &g.b) >= 0.5);
+            let hit = (0..found.len())
+                .find(|&j| !used[j] && found[j].label == g.label && iou(&found[j].b, &g.b) >= 0.5);
             let j = hit.unwrap_or_else(|| panic!("{name}: {g:?} not found; demo said:\n{stdout}"));
             used[j] = true;
         }
-        assert_eq!(found.len(), expected.len(), "{name}: extra detections:\n{stdout}");
+        assert_eq!(
+            found.len(),
+            expected.len(),
+            "{name}: extra detections:\n{stdout}"
+        );
 
         // The annotated image is a PNG (enlarged 4x for legibility).
-        let png = std::fs::read(&annotated).unwrap_or_else(|e| panic!("{}: {e}\n{stdout}", annotated.display()));
+        let png = std::fs::read(&annotated)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{stdout}", annotated.display()));
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        let (w, h) = (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+        let (w, h) = (
+            u32::from_be_bytes(png[16..20].try_into().unwrap()),
+            u32::from_be_bytes(png[20..24].try_into().unwrap()),
+        );
         assert_eq!((w, h), (512, 512));
     }
 }
@@ -187,10 +271,19 @@ fn ncnn_matches_the_pytorch_goldens() {
     let mut worst = 0f32;
     let mut compared = 0;
     for (name, dets) in eval(&["--threads", "2"]) {
-        let want: Vec<Det> = golden.iter().filter(|(n, _)| *n == name).map(|(_, d)| *d).collect();
-        assert!(want.iter().any(|d| d.score > 0.9), "{name}: goldens hold no confident detection");
-        let a = match_all(&want, &dets, floor, GOLDEN_TOL).unwrap_or_else(|e| panic!("{name}: golden {e}"));
-        let b = match_all(&dets, &want, floor, GOLDEN_TOL).unwrap_or_else(|e| panic!("{name}: ncnn {e}"));
+        let want: Vec<Det> = golden
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, d)| *d)
+            .collect();
+        assert!(
+            want.iter().any(|d| d.score > 0.9),
+            "{name}: goldens hold no confident detection"
+        );
+        let a = match_all(&want, &dets, floor, GOLDEN_TOL)
+            .unwrap_or_else(|e| panic!("{name}: golden {e}"));
+        let b = match_all(&dets, &want, floor, GOLDEN_TOL)
+            .unwrap_or_else(|e| panic!("{name}: ncnn {e}"));
         worst = worst.max(a).max(b);
         compared += want.len();
     }
@@ -220,29 +313,52 @@ fn missing_or_bad_input_is_a_clear_error() {
     let out = demo(&["/nonexistent/picture.png"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
-    assert!(stderr.contains("cannot read image /nonexistent/picture.png"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read image /nonexistent/picture.png"),
+        "{stderr}"
+    );
 
     // A file that is not an image.
     let param = format!("{MODELS}/ssd_shapes.param");
     let out = demo(&[&param]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("cannot read image"), "{}", text(&out).1);
+    assert!(
+        text(&out).1.contains("cannot read image"),
+        "{}",
+        text(&out).1
+    );
 
     // A models directory without the model.
     let out = Command::new(env!("CARGO_BIN_EXE_ssd-demo"))
-        .args(["--models", "/nonexistent", &image_path(&bundled_images()[0])])
+        .args([
+            "--models",
+            "/nonexistent",
+            &image_path(&bundled_images()[0]),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("cannot load model /nonexistent/ssd_shapes.param"), "{}", text(&out).1);
+    assert!(
+        text(&out)
+            .1
+            .contains("cannot load model /nonexistent/ssd_shapes.param"),
+        "{}",
+        text(&out).1
+    );
 
     // --eval with a missing image in its list, and bad options.
     let list: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ssd-missing-list.txt");
     std::fs::write(&list, "/nonexistent/picture.png\n").unwrap();
     let out = demo(&["--eval", list.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("cannot read image /nonexistent/picture.png"));
-    for bad in [&["--threads", "0"][..], &["--threshold", "2"], &["--frobnicate"]] {
+    assert!(text(&out)
+        .1
+        .contains("cannot read image /nonexistent/picture.png"));
+    for bad in [
+        &["--threads", "0"][..],
+        &["--threshold", "2"],
+        &["--frobnicate"],
+    ] {
         let out = demo(bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out).1);
     }

@@ -48,7 +48,13 @@ fn main() -> ExitCode {
         eprintln!("ncnn-l2norm: unknown command {cmd:?}\n\n{USAGE}");
         return ExitCode::from(2);
     }
-    match fuse_files(Path::new(in_param), Path::new(in_bin), Path::new(out_param), Path::new(out_bin), opts) {
+    match fuse_files(
+        Path::new(in_param),
+        Path::new(in_bin),
+        Path::new(out_param),
+        Path::new(out_bin),
+        opts,
+    ) {
         Ok(report) => {
             println!("{report}");
             println!("wrote {out_param} and {out_bin}");

@@ -19,7 +19,11 @@ fn main() {
         args.push("--models".into());
         args.push(concat!(env!("CARGO_MANIFEST_DIR"), "/ncnn-models").into());
     }
-    if let Some(dir) = std::env::current_exe().ok().as_deref().and_then(std::path::Path::parent) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .as_deref()
+        .and_then(std::path::Path::parent)
+    {
         args.push("--default-out".into());
         args.push(dir.join("ssd-demo-out.png").to_string_lossy().into_owned());
     }

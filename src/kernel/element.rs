@@ -120,7 +120,13 @@ pub fn f32_to_f16(x: f32) -> u16 {
     let abs = bits & 0x7fff_ffff;
     if abs >= 0x7f80_0000 {
         // Inf stays inf; NaN keeps a quiet payload bit.
-        return sign | 0x7c00 | if abs > 0x7f80_0000 { 0x200 | ((abs >> 13) & 0x3ff) as u16 } else { 0 };
+        return sign
+            | 0x7c00
+            | if abs > 0x7f80_0000 {
+                0x200 | ((abs >> 13) & 0x3ff) as u16
+            } else {
+                0
+            };
     }
     if abs >= 0x4780_0000 {
         // >= 65536: beyond the largest half after rounding.

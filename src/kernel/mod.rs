@@ -40,7 +40,6 @@ impl Scale<'_> {
             Scale::PerChannel(ws) => ws[channel],
         }
     }
-
 }
 
 /// The code paths the kernel can take. `Scalar` is the portable path.
@@ -78,7 +77,9 @@ impl Isa {
         static SELECTED: OnceLock<Isa> = OnceLock::new();
         *SELECTED.get_or_init(|| {
             let best = *Isa::available().last().unwrap_or(&Isa::Scalar);
-            let wanted = std::env::var("NCNN_L2NORM_ISA").ok().and_then(|v| Isa::from_name(&v));
+            let wanted = std::env::var("NCNN_L2NORM_ISA")
+                .ok()
+                .and_then(|v| Isa::from_name(&v));
             wanted.map_or(best, |w| w.min(best))
         })
     }
@@ -126,14 +127,30 @@ pub struct Forward<'w> {
 
 impl<'w> Forward<'w> {
     /// Checks a `Mat` of element type `E` (f32, [`element::F16`], [`element::BF16`]).
-    pub fn new<E: Element>(view: &MatView, params: &L2NormParams, weights: &'w [f32]) -> Result<Self, L2NormError> {
+    pub fn new<E: Element>(
+        view: &MatView,
+        params: &L2NormParams,
+        weights: &'w [f32],
+    ) -> Result<Self, L2NormError> {
         params.check_weights(weights)?;
         let layout = view.layout(E::STORAGE)?;
         if layout.channels() != params.channels {
-            return Err(L2NormError::ChannelMismatch { expected: params.channels, got: layout.channels() });
+            return Err(L2NormError::ChannelMismatch {
+                expected: params.channels,
+                got: layout.channels(),
+            });
         }
-        let scale = if params.channel_shared { Scale::Shared(weights[0]) } else { Scale::PerChannel(weights) };
-        Ok(Forward { layout, params: *params, scale, elem_bytes: E::STORAGE.bytes() })
+        let scale = if params.channel_shared {
+            Scale::Shared(weights[0])
+        } else {
+            Scale::PerChannel(weights)
+        };
+        Ok(Forward {
+            layout,
+            params: *params,
+            scale,
+            elem_bytes: E::STORAGE.bytes(),
+        })
     }
 
     pub fn layout(&self) -> &ChannelLayout {
@@ -156,7 +173,13 @@ impl<'w> Forward<'w> {
     /// a multiple of 16 positions so threads do not share cache lines.
     pub fn chunk_positions(&self, i: usize, n: usize) -> Range<usize> {
         let total = self.layout.positions;
-        let boundary = |k: usize| if k >= n { total } else { ((total * k / n) & !15).min(total) };
+        let boundary = |k: usize| {
+            if k >= n {
+                total
+            } else {
+                ((total * k / n) & !15).min(total)
+            }
+        };
         boundary(i)..boundary(i + 1)
     }
 
@@ -180,7 +203,11 @@ impl<'w> Forward<'w> {
             // That wins while the tensor is cache-resident (1024x19x19: 25%
             // faster); larger ones stream from memory and gain more from
             // AVX-512's longer runs per row (512x64x64: 40% faster).
-            Isa::Avx512 if lanes == 1 && self.tensor_bytes() < CACHE_RESIDENT_BYTES && x86::Avx2::new().is_some() => {
+            Isa::Avx512
+                if lanes == 1
+                    && self.tensor_bytes() < CACHE_RESIDENT_BYTES
+                    && x86::Avx2::new().is_some() =>
+            {
                 return self.run_on(Isa::Avx2, t);
             }
             Isa::Avx512 => {
@@ -204,7 +231,8 @@ impl<'w> Forward<'w> {
             Isa::Scalar => {}
         }
         let _ = (isa, lanes);
-        let tile = tiled::tile_positions(self.layout.channels(), lanes, self.elem_bytes, TILE_BYTES);
+        let tile =
+            tiled::tile_positions(self.layout.channels(), lanes, self.elem_bytes, TILE_BYTES);
         tiled::normalize(t, scale, eps, mode, tile)
     }
 }
@@ -228,9 +256,15 @@ macro_rules! x86_entry {
             // sealed), so each cast changes the type to itself, and `token`
             // proves the entry point's CPU features.
             match E::STORAGE {
-                Storage::F32 => unsafe { $entry(token, cast_tensor::<E, f32>(t), scale, eps, mode) },
-                Storage::F16 => unsafe { $entry(token, cast_tensor::<E, element::F16>(t), scale, eps, mode) },
-                Storage::BF16 => unsafe { $entry(token, cast_tensor::<E, element::BF16>(t), scale, eps, mode) },
+                Storage::F32 => unsafe {
+                    $entry(token, cast_tensor::<E, f32>(t), scale, eps, mode)
+                },
+                Storage::F16 => unsafe {
+                    $entry(token, cast_tensor::<E, element::F16>(t), scale, eps, mode)
+                },
+                Storage::BF16 => unsafe {
+                    $entry(token, cast_tensor::<E, element::BF16>(t), scale, eps, mode)
+                },
             }
         }
     };
@@ -248,7 +282,9 @@ x86_entry!(x86_sse2, x86::Sse2, x86::normalize_sse2);
 /// # Safety
 /// `A` and `B` must be the same type.
 #[cfg(target_arch = "x86_64")]
-unsafe fn cast_tensor<'t, 'a, A: Element, B: Element>(t: &'t mut TensorMut<'a, A>) -> &'t mut TensorMut<'a, B> {
+unsafe fn cast_tensor<'t, 'a, A: Element, B: Element>(
+    t: &'t mut TensorMut<'a, A>,
+) -> &'t mut TensorMut<'a, B> {
     debug_assert_eq!(std::any::TypeId::of::<A>(), std::any::TypeId::of::<B>());
     // SAFETY: A and B are the same type by the caller's promise.
     unsafe { &mut *(t as *mut TensorMut<'a, A>).cast::<TensorMut<'a, B>>() }

@@ -21,19 +21,33 @@ pub fn l2norm_reference<E: Element>(
     let layout = view.layout(E::STORAGE)?;
     params.check_weights(weights)?;
     if layout.channels() != params.channels {
-        return Err(L2NormError::ChannelMismatch { expected: params.channels, got: layout.channels() });
+        return Err(L2NormError::ChannelMismatch {
+            expected: params.channels,
+            got: layout.channels(),
+        });
     }
     if data.len() < layout.min_len {
-        return Err(L2NormError::BufferTooSmall { needed: layout.min_len, got: data.len() });
+        return Err(L2NormError::BufferTooSmall {
+            needed: layout.min_len,
+            got: data.len(),
+        });
     }
     let index = |channel: usize, p: usize| {
         let (g, l) = (channel / layout.lanes, channel % layout.lanes);
         g * layout.group_stride + p * layout.lanes + l
     };
-    let weight = |channel: usize| f64::from(if params.channel_shared { weights[0] } else { weights[channel] });
+    let weight = |channel: usize| {
+        f64::from(if params.channel_shared {
+            weights[0]
+        } else {
+            weights[channel]
+        })
+    };
     let mut out = data.to_vec();
     for p in 0..layout.positions {
-        let ss: f64 = (0..params.channels).map(|ch| f64::from(data[index(ch, p)].to_f32()).powi(2)).sum();
+        let ss: f64 = (0..params.channels)
+            .map(|ch| f64::from(data[index(ch, p)].to_f32()).powi(2))
+            .sum();
         let inv = params.eps_mode.inv_norm_f64(ss, f64::from(params.eps));
         for ch in 0..params.channels {
             let i = index(ch, p);

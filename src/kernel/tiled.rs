@@ -20,7 +20,13 @@ use crate::params::EpsMode;
 pub(crate) const MAX_TILE_FLOATS: usize = 4096;
 
 /// Normalises every position of `t`, `tile` positions at a time.
-pub(crate) fn normalize<E: Element>(t: &mut TensorMut<'_, E>, scale: Scale<'_>, eps: f32, eps_mode: EpsMode, tile: usize) {
+pub(crate) fn normalize<E: Element>(
+    t: &mut TensorMut<'_, E>,
+    scale: Scale<'_>,
+    eps: f32,
+    eps_mode: EpsMode,
+    tile: usize,
+) {
     let layout = *t.layout();
     let lanes = layout.lanes;
     let tile = tile.clamp(1, (MAX_TILE_FLOATS / lanes).max(1));
@@ -109,8 +115,12 @@ pub(crate) fn invert_norms(ss: &mut [f32], eps: f32, eps_mode: EpsMode) {
     match eps_mode {
         EpsMode::Add => ss.iter_mut().for_each(|s| *s = 1.0 / (s.sqrt() + eps)),
         EpsMode::Caffe => ss.iter_mut().for_each(|s| *s = 1.0 / (*s + eps).sqrt()),
-        EpsMode::Max => ss.iter_mut().for_each(|s| *s = 1.0 / max_nan(s.sqrt(), eps)),
-        EpsMode::TensorFlow => ss.iter_mut().for_each(|s| *s = 1.0 / max_nan(*s, eps).sqrt()),
+        EpsMode::Max => ss
+            .iter_mut()
+            .for_each(|s| *s = 1.0 / max_nan(s.sqrt(), eps)),
+        EpsMode::TensorFlow => ss
+            .iter_mut()
+            .for_each(|s| *s = 1.0 / max_nan(*s, eps).sqrt()),
     }
 }
 
@@ -119,7 +129,12 @@ pub(crate) fn invert_norms(ss: &mut [f32], eps: f32, eps_mode: EpsMode) {
 /// positions where possible (cache-line aligned rows).
 /// When lanes divides 16, a tile's rows are whole multiples of 16 elements
 /// (the weight pattern's period).
-pub(crate) fn tile_positions(channels: usize, lanes: usize, elem_bytes: usize, tile_bytes: usize) -> usize {
+pub(crate) fn tile_positions(
+    channels: usize,
+    lanes: usize,
+    elem_bytes: usize,
+    tile_bytes: usize,
+) -> usize {
     let tile = tile_bytes / elem_bytes / channels.max(1);
     let step = if 16 % lanes == 0 { 16 / lanes } else { 1 };
     if tile >= 16 {

@@ -176,7 +176,10 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
         // vectors by halves, then butterfly within the vector so every lane
         // holds the total, summed in `hsum`'s order, then invert in place.
         let per_position = (lanes / V::W).max(1);
-        for (ks, as_) in k.chunks_exact_mut(per_position).zip(a.chunks_exact(per_position)) {
+        for (ks, as_) in k
+            .chunks_exact_mut(per_position)
+            .zip(a.chunks_exact(per_position))
+        {
             // SAFETY: the CPU has V's instructions.
             let mut sum = [unsafe { V::splat(0.0) }; 4]; // lanes <= 16, W >= 4
             sum[..per_position].copy_from_slice(as_);
@@ -389,7 +392,9 @@ isa!(
     16,
     normalize_avx512,
     "avx512f,fma,f16c",
-    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
 );
 isa!(
     Avx2,
@@ -397,9 +402,18 @@ isa!(
     8,
     normalize_avx2,
     "avx2,fma,f16c",
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
 );
-isa!(Sse2, V128, 8, normalize_sse2, "sse2", is_x86_feature_detected!("sse2"));
+isa!(
+    Sse2,
+    V128,
+    8,
+    normalize_sse2,
+    "sse2",
+    is_x86_feature_detected!("sse2")
+);
 
 // ---------------------------------------------------------------- AVX-512F
 
@@ -450,7 +464,10 @@ impl Vector for V512 {
                 let idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
                 // SAFETY: the caller keeps the trait's contract: the CPU has these
                 // instructions and `p` is valid for the W elements accessed.
-                V512(_mm512_permutexvar_ps(idx, _mm512_castps256_ps512(unsafe { _mm256_loadu_ps(p) })))
+                V512(_mm512_permutexvar_ps(
+                    idx,
+                    _mm512_castps256_ps512(unsafe { _mm256_loadu_ps(p) }),
+                ))
             }
         }
     }
@@ -500,21 +517,33 @@ impl Vector for V512 {
         // Stage 1: 256-bit halves; w[i] holds v[2i]'s 8 sums then v[2i+1]'s.
         let w: [__m512; 8] = std::array::from_fn(|i| {
             let (a, b) = (v[2 * i].0, v[2 * i + 1].0);
-            _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(a, b), _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b))
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
+                _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
+            )
         });
         // Stage 2: 128-bit quarters; x[j]'s quarter q holds v[4j+q]'s 4 sums.
         let x: [__m512; 4] = std::array::from_fn(|j| {
             let (a, b) = (w[2 * j], w[2 * j + 1]);
-            _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(a, b), _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b))
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b),
+                _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b),
+            )
         });
         // Stage 3: pairs within quarters; quarter q of y[k] holds 2 sums each
         // of v[8k+q] and v[8k+4+q].
         let y: [__m512; 2] = std::array::from_fn(|k| {
             let (a, b) = (x[2 * k], x[2 * k + 1]);
-            _mm512_add_ps(_mm512_shuffle_ps::<0b01_00_01_00>(a, b), _mm512_shuffle_ps::<0b11_10_11_10>(a, b))
+            _mm512_add_ps(
+                _mm512_shuffle_ps::<0b01_00_01_00>(a, b),
+                _mm512_shuffle_ps::<0b11_10_11_10>(a, b),
+            )
         });
         // Stage 4: element 4q + m of z is the total of v[4m + q].
-        let z = _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(y[0], y[1]), _mm512_shuffle_ps::<0b11_01_11_01>(y[0], y[1]));
+        let z = _mm512_add_ps(
+            _mm512_shuffle_ps::<0b10_00_10_00>(y[0], y[1]),
+            _mm512_shuffle_ps::<0b11_01_11_01>(y[0], y[1]),
+        );
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         // SAFETY: out holds 16 floats.
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), _mm512_permutexvar_ps(order, z)) };
@@ -558,7 +587,9 @@ impl Io<BF16> for V512 {
         // SAFETY: the caller keeps the trait's contract: the CPU has these
         // instructions and `p` is valid for the W elements accessed.
         let h = unsafe { _mm256_loadu_si256(p.cast()) };
-        V512(_mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h))))
+        V512(_mm512_castsi512_ps(_mm512_slli_epi32::<16>(
+            _mm512_cvtepu16_epi32(h),
+        )))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut BF16) {
@@ -566,7 +597,10 @@ impl Io<BF16> for V512 {
         // keep their top bits with the quiet bit set.
         let bits = _mm512_castps_si512(self.0);
         let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
-        let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))));
+        let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(
+            bits,
+            _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)),
+        ));
         let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0);
         let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(0x40));
         let h = _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, quiet));
@@ -613,7 +647,9 @@ impl Vector for V256 {
         if lanes == 2 {
             // SAFETY: the caller keeps the trait's contract: the CPU has these
             // instructions and `p` is valid for the W elements accessed.
-            V256(_mm256_castpd_ps(_mm256_broadcast_sd(unsafe { &*p.cast::<f64>() })))
+            V256(_mm256_castpd_ps(_mm256_broadcast_sd(unsafe {
+                &*p.cast::<f64>()
+            })))
         } else {
             // SAFETY: the caller keeps the trait's contract: the CPU has these
             // instructions and `p` is valid for the W elements accessed.
@@ -653,7 +689,10 @@ impl Vector for V256 {
     }
     #[inline(always)]
     unsafe fn hsum(self) -> f32 {
-        let halves = _mm_add_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+        let halves = _mm_add_ps(
+            _mm256_castps256_ps128(self.0),
+            _mm256_extractf128_ps::<1>(self.0),
+        );
         // SAFETY: AVX implies SSE2.
         unsafe { V128(halves).hsum() }
     }
@@ -696,13 +735,18 @@ impl Io<BF16> for V256 {
         // SAFETY: the caller keeps the trait's contract: the CPU has these
         // instructions and `p` is valid for the W elements accessed.
         let h = unsafe { _mm_loadu_si128(p.cast()) };
-        V256(_mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h))))
+        V256(_mm256_castsi256_ps(_mm256_slli_epi32::<16>(
+            _mm256_cvtepu16_epi32(h),
+        )))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut BF16) {
         let bits = _mm256_castps_si256(self.0);
         let odd = _mm256_and_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(1));
-        let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff))));
+        let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(
+            bits,
+            _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff)),
+        ));
         let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0));
         let quiet = _mm256_or_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(0x40));
         let v = _mm256_blendv_epi8(rounded, quiet, nan);
@@ -811,7 +855,12 @@ impl Io<F16> for V128 {
         // SAFETY: the caller keeps the trait's contract: the CPU has these
         // instructions and `p` is valid for the W elements accessed.
         let h = unsafe { std::slice::from_raw_parts(p, 4) };
-        V128(_mm_setr_ps(h[0].to_f32(), h[1].to_f32(), h[2].to_f32(), h[3].to_f32()))
+        V128(_mm_setr_ps(
+            h[0].to_f32(),
+            h[1].to_f32(),
+            h[2].to_f32(),
+            h[3].to_f32(),
+        ))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut F16) {
@@ -840,7 +889,10 @@ impl Io<BF16> for V128 {
     unsafe fn store(self, p: *mut BF16) {
         let bits = _mm_castps_si128(self.0);
         let odd = _mm_and_si128(_mm_srli_epi32::<16>(bits), _mm_set1_epi32(1));
-        let rounded = _mm_srli_epi32::<16>(_mm_add_epi32(bits, _mm_add_epi32(odd, _mm_set1_epi32(0x7fff))));
+        let rounded = _mm_srli_epi32::<16>(_mm_add_epi32(
+            bits,
+            _mm_add_epi32(odd, _mm_set1_epi32(0x7fff)),
+        ));
         let nan = _mm_castps_si128(_mm_cmpunord_ps(self.0, self.0));
         let quiet = _mm_or_si128(_mm_srli_epi32::<16>(bits), _mm_set1_epi32(0x40));
         let v = _mm_or_si128(_mm_and_si128(nan, quiet), _mm_andnot_si128(nan, rounded));

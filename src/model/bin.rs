@@ -72,18 +72,95 @@ pub struct LayerBytes {
 
 /// Layer types of ncnn whose `load_model` reads nothing.
 const WEIGHTLESS: &[&str] = &[
-    "AbsVal", "ArgMax", "BNLL", "Concat", "Crop", "Dropout", "Eltwise", "ELU", "Exp", "Flatten", "Input", "Log", "LRN", "MVN",
-    "Pooling", "Power", "Proposal", "Reduction", "ReLU", "Reshape", "ROIPooling", "Sigmoid", "Slice", "Softmax", "Split", "SPP",
-    "TanH", "Threshold", "Tile", "BinaryOp", "UnaryOp", "Squeeze", "ExpandDims", "Permute", "PriorBox", "DetectionOutput",
-    "Interp", "ShuffleChannel", "Clip", "Reorg", "YoloDetectionOutput", "Yolov3DetectionOutput", "PSROIPooling", "ROIAlign",
-    "Packing", "Cast", "HardSigmoid", "SELU", "HardSwish", "Noop", "PixelShuffle", "DeepCopy", "Mish", "StatisticsPooling",
-    "Swish", "Softplus", "GELU", "Pooling1D", "Pooling3D", "MatMul", "Einsum", "GLU", "Fold", "Unfold", "GridSample",
-    "CumulativeSum", "CopyTo", "Erf", "Diag", "CELU", "Shrink", "Spectrogram", "InverseSpectrogram", "Flip", "SDPA",
+    "AbsVal",
+    "ArgMax",
+    "BNLL",
+    "Concat",
+    "Crop",
+    "Dropout",
+    "Eltwise",
+    "ELU",
+    "Exp",
+    "Flatten",
+    "Input",
+    "Log",
+    "LRN",
+    "MVN",
+    "Pooling",
+    "Power",
+    "Proposal",
+    "Reduction",
+    "ReLU",
+    "Reshape",
+    "ROIPooling",
+    "Sigmoid",
+    "Slice",
+    "Softmax",
+    "Split",
+    "SPP",
+    "TanH",
+    "Threshold",
+    "Tile",
+    "BinaryOp",
+    "UnaryOp",
+    "Squeeze",
+    "ExpandDims",
+    "Permute",
+    "PriorBox",
+    "DetectionOutput",
+    "Interp",
+    "ShuffleChannel",
+    "Clip",
+    "Reorg",
+    "YoloDetectionOutput",
+    "Yolov3DetectionOutput",
+    "PSROIPooling",
+    "ROIAlign",
+    "Packing",
+    "Cast",
+    "HardSigmoid",
+    "SELU",
+    "HardSwish",
+    "Noop",
+    "PixelShuffle",
+    "DeepCopy",
+    "Mish",
+    "StatisticsPooling",
+    "Swish",
+    "Softplus",
+    "GELU",
+    "Pooling1D",
+    "Pooling3D",
+    "MatMul",
+    "Einsum",
+    "GLU",
+    "Fold",
+    "Unfold",
+    "GridSample",
+    "CumulativeSum",
+    "CopyTo",
+    "Erf",
+    "Diag",
+    "CELU",
+    "Shrink",
+    "Spectrogram",
+    "InverseSpectrogram",
+    "Flip",
+    "SDPA",
     "RotaryEmbed",
 ];
 
 /// ncnn layer types with weights whose layout this tool does not walk.
-const UNSUPPORTED: &[&str] = &["RNN", "LSTM", "GRU", "MultiHeadAttention", "Gemm", "Quantize", "Dequantize", "Requantize"];
+const UNSUPPORTED: &[&str] = &[
+    "RNN",
+    "LSTM",
+    "GRU",
+    "MultiHeadAttention",
+    "Gemm",
+    "Quantize",
+    "Dequantize",
+    "Requantize",
+];
 
 fn count(layer: &Layer, v: i32, what: &str) -> Result<usize, String> {
     usize::try_from(v).map_err(|_| format!("{} {}: negative {what} {v}", layer.ty, layer.name))
@@ -91,7 +168,9 @@ fn count(layer: &Layer, v: i32, what: &str) -> Result<usize, String> {
 
 fn product(layer: &Layer, dims: &[i32]) -> Result<usize, String> {
     dims.iter().try_fold(1usize, |acc, &d| {
-        count(layer, d, "dimension")?.checked_mul(acc).ok_or_else(|| format!("{} {}: weight size overflows", layer.ty, layer.name))
+        count(layer, d, "dimension")?
+            .checked_mul(acc)
+            .ok_or_else(|| format!("{} {}: weight size overflows", layer.ty, layer.name))
     })
 }
 
@@ -243,17 +322,26 @@ fn align4(n: usize) -> usize {
 }
 
 fn read_u32(bin: &[u8], at: usize) -> Option<u32> {
-    bin.get(at..at.checked_add(4)?).map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+    bin.get(at..at.checked_add(4)?)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
 }
 
 /// The chunk one load reads at `at`.
 fn chunk_at(bin: &[u8], at: usize, load: Load) -> Result<Chunk, String> {
-    let bytes = |n: usize, per: usize| n.checked_mul(per).ok_or("weight size overflows".to_string());
+    let bytes = |n: usize, per: usize| {
+        n.checked_mul(per)
+            .ok_or("weight size overflows".to_string())
+    };
     let (len, count, encoding, tagged) = match load {
         Load::Raw(n) => (bytes(n, 4)?, n, Encoding::F32, false),
         Load::Bytes(n) => (align4(n), n, Encoding::Bytes, false),
         Load::Tagged(n) => {
-            let flag = read_u32(bin, at).ok_or_else(|| format!("the file ends at byte {} inside a type flag at {at}", bin.len()))?;
+            let flag = read_u32(bin, at).ok_or_else(|| {
+                format!(
+                    "the file ends at byte {} inside a type flag at {at}",
+                    bin.len()
+                )
+            })?;
             let (data, enc) = match flag {
                 TAG_FP16 => (align4(bytes(n, 2)?), Encoding::F16),
                 TAG_BF16 => (align4(bytes(n, 2)?), Encoding::BF16),
@@ -264,7 +352,13 @@ fn chunk_at(bin: &[u8], at: usize, load: Load) -> Result<Chunk, String> {
             (4 + data, n, enc, true)
         }
     };
-    Ok(Chunk { offset: at, len, count, encoding, tagged })
+    Ok(Chunk {
+        offset: at,
+        len,
+        count,
+        encoding,
+        tagged,
+    })
 }
 
 /// Walks the `.bin` layer by layer: one [`LayerBytes`] per layer of `param`.
@@ -276,7 +370,8 @@ pub fn layout(param: &ParamFile, bin: &[u8]) -> Result<Vec<LayerBytes>, ModelErr
         let start = at;
         let mut chunks = Vec::new();
         for load in weight_loads(l)? {
-            let c = chunk_at(bin, at, load).map_err(|e| ModelError::Bin(format!("{} {}: {e}", l.ty, l.name)))?;
+            let c = chunk_at(bin, at, load)
+                .map_err(|e| ModelError::Bin(format!("{} {}: {e}", l.ty, l.name)))?;
             let end = at.checked_add(c.len).filter(|&e| e <= bin.len()).ok_or_else(|| {
                 ModelError::Bin(format!(
                     "truncated: {} {} needs {} bytes at offset {at} ({} values), the file has {} bytes",
@@ -290,7 +385,11 @@ pub fn layout(param: &ParamFile, bin: &[u8]) -> Result<Vec<LayerBytes>, ModelErr
             chunks.push(c);
             at = end;
         }
-        out.push(LayerBytes { start, end: at, chunks });
+        out.push(LayerBytes {
+            start,
+            end: at,
+            chunks,
+        });
     }
     if at != bin.len() {
         return Err(ModelError::Bin(format!(
@@ -309,7 +408,10 @@ fn f16_to_f32(h: u16) -> f32 {
     let bits = match exp {
         0 if man == 0 => sign,
         // Subnormal: value = man * 2^-24.
-        0 => return f32::from_bits(sign) + (if sign != 0 { -1.0 } else { 1.0 }) * man as f32 * 2f32.powi(-24),
+        0 => {
+            return f32::from_bits(sign)
+                + (if sign != 0 { -1.0 } else { 1.0 }) * man as f32 * 2f32.powi(-24)
+        }
         0x1f => sign | 0x7f80_0000 | (man << 13),
         _ => sign | ((exp + 112) << 23) | (man << 13),
     };
@@ -319,17 +421,33 @@ fn f16_to_f32(h: u16) -> f32 {
 /// The values of a chunk as f32 (int8 and raw-byte chunks have no float meaning).
 pub fn decode_f32(bin: &[u8], c: &Chunk) -> Result<Vec<f32>, ModelError> {
     let data = &bin[c.offset + if c.tagged { 4 } else { 0 }..c.offset + c.len];
-    let u16s = || data.chunks_exact(2).take(c.count).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u16s = || {
+        data.chunks_exact(2)
+            .take(c.count)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
     Ok(match c.encoding {
-        Encoding::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+        Encoding::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect(),
         Encoding::F16 => u16s().map(f16_to_f32).collect(),
         Encoding::BF16 => u16s().map(|v| f32::from_bits((v as u32) << 16)).collect(),
         Encoding::Quantized => {
-            let table: Vec<f32> = data[..1024].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-            data[1024..1024 + c.count].iter().map(|&i| table[i as usize]).collect()
+            let table: Vec<f32> = data[..1024]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            data[1024..1024 + c.count]
+                .iter()
+                .map(|&i| table[i as usize])
+                .collect()
         }
         Encoding::Int8 | Encoding::Bytes => {
-            return Err(ModelError::Bin(format!("the chunk at offset {} holds int8 data, not floats", c.offset)))
+            return Err(ModelError::Bin(format!(
+                "the chunk at offset {} holds int8 data, not floats",
+                c.offset
+            )))
         }
     })
 }
@@ -365,7 +483,9 @@ L2Norm n 1 1 b o 0=2 1=1e-10
     fn bin(conv_tag: u32) -> Vec<u8> {
         let mut b = conv_tag.to_le_bytes().to_vec();
         match conv_tag {
-            TAG_FP16 => b.extend([0x00, 0x3c, 0x00, 0x40, 0x00, 0xc2, 0x00, 0x00, 0x00, 0x00, 0x00, 0x34]), // 1 2 -3 0 0 0.25
+            TAG_FP16 => b.extend([
+                0x00, 0x3c, 0x00, 0x40, 0x00, 0xc2, 0x00, 0x00, 0x00, 0x00, 0x00, 0x34,
+            ]), // 1 2 -3 0 0 0.25
             _ => b.extend(f32s(&[1.0, 2.0, -3.0, 0.0, 0.0, 0.25])),
         }
         b.extend(f32s(&[0.5, -0.5])); // conv bias
@@ -384,8 +504,20 @@ L2Norm n 1 1 b o 0=2 1=1e-10
             let conv_len = if tag == 0 { 4 + 24 } else { 4 + 12 };
             let ranges: Vec<(usize, usize)> = lay.iter().map(|l| (l.start, l.end)).collect();
             let c = conv_len + 8;
-            assert_eq!(ranges, [(0, 0), (0, c), (c, c + 12), (c + 12, c + 44), (c + 44, c + 52)]);
-            assert_eq!(decode_f32(&b, &lay[1].chunks[0]).unwrap(), [1.0, 2.0, -3.0, 0.0, 0.0, 0.25]);
+            assert_eq!(
+                ranges,
+                [
+                    (0, 0),
+                    (0, c),
+                    (c, c + 12),
+                    (c + 12, c + 44),
+                    (c + 44, c + 52)
+                ]
+            );
+            assert_eq!(
+                decode_f32(&b, &lay[1].chunks[0]).unwrap(),
+                [1.0, 2.0, -3.0, 0.0, 0.0, 0.25]
+            );
             assert_eq!(decode_f32(&b, &lay[1].chunks[1]).unwrap(), [0.5, -0.5]);
             assert_eq!(decode_f32(&b, &lay[2].chunks[0]).unwrap(), [7.0, 8.0, 9.0]);
             assert_eq!(decode_f32(&b, &lay[4].chunks[0]).unwrap(), [20.0, 21.0]);
@@ -412,30 +544,57 @@ L2Norm n 1 1 b o 0=2 1=1e-10
         let p = model(NET);
         let b = bin(0);
         let short = layout(&p, &b[..b.len() - 4]).unwrap_err().to_string();
-        assert!(short.contains("truncated") && short.contains("L2Norm n"), "{short}");
+        assert!(
+            short.contains("truncated") && short.contains("L2Norm n"),
+            "{short}"
+        );
         let mut long = b.clone();
         long.extend([0; 4]);
-        assert!(layout(&p, &long).unwrap_err().to_string().contains("4 trailing bytes"));
-        assert!(layout(&p, &[]).unwrap_err().to_string().contains("inside a type flag"));
+        assert!(layout(&p, &long)
+            .unwrap_err()
+            .to_string()
+            .contains("4 trailing bytes"));
+        assert!(layout(&p, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("inside a type flag"));
         // Garbage where the conv's flag should be reads as a quantisation table
         // (1024 bytes) the file does not have.
         let mut garbage = b.clone();
         garbage[..4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
-        assert!(layout(&p, &garbage).unwrap_err().to_string().contains("truncated: Convolution conv"));
+        assert!(layout(&p, &garbage)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated: Convolution conv"));
     }
 
     #[test]
     fn refuses_unknown_types_and_bad_params() {
-        let e = layout(&model("Input data 0 1 data\nMyOp m 1 1 data o 0=3\n"), &[]).unwrap_err().to_string();
+        let e = layout(&model("Input data 0 1 data\nMyOp m 1 1 data o 0=3\n"), &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"MyOp\""), "{e}");
-        let e = layout(&model("Input data 0 1 data\nLSTM m 1 1 data o 0=3\n"), &[]).unwrap_err().to_string();
+        let e = layout(&model("Input data 0 1 data\nLSTM m 1 1 data o 0=3\n"), &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("LSTM"), "{e}");
-        let e = layout(&model("Input data 0 1 data\nBias m 1 1 data o 0=-3\n"), &[]).unwrap_err().to_string();
+        let e = layout(&model("Input data 0 1 data\nBias m 1 1 data o 0=-3\n"), &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("negative"), "{e}");
-        let e = layout(&model("Input data 0 1 data\nL2Norm m 1 1 data o 0=0\n"), &[]).unwrap_err().to_string();
+        let e = layout(
+            &model("Input data 0 1 data\nL2Norm m 1 1 data o 0=0\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("L2Norm m"), "{e}");
         // Weightless and dynamic-weight layers read nothing.
-        let p = model("Input data 0 1 data\nReLU r 1 1 data a\nConvolution c 1 1 a o 0=2 6=8 19=1\n");
-        assert_eq!(layout(&p, &[]).unwrap().iter().map(|l| l.end).max(), Some(0));
+        let p =
+            model("Input data 0 1 data\nReLU r 1 1 data a\nConvolution c 1 1 a o 0=2 6=8 19=1\n");
+        assert_eq!(
+            layout(&p, &[]).unwrap().iter().map(|l| l.end).max(),
+            Some(0)
+        );
     }
 }

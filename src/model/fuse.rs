@@ -92,7 +92,11 @@ impl fmt::Display for FuseReport {
                 x.replaced.join(" + "),
                 x.name,
                 x.channels,
-                if x.channel_shared { " (shared weight)" } else { "" },
+                if x.channel_shared {
+                    " (shared weight)"
+                } else {
+                    ""
+                },
                 x.eps,
                 x.eps_mode.to_param(),
                 mode_formula(x.eps_mode),
@@ -182,7 +186,11 @@ impl<'a> Graph<'a> {
             [a, rest @ ..] if rest.iter().all(|r| r == a) => Ok(*a),
             _ => Err(format!(
                 "blob {blob} is also read by {}",
-                c.iter().skip(1).map(|&i| self.label(i)).collect::<Vec<_>>().join(", ")
+                c.iter()
+                    .skip(1)
+                    .map(|&i| self.label(i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
@@ -205,16 +213,29 @@ impl<'a> Graph<'a> {
             let l = self.layer(self.producer_of(blob));
             let int = |id, d| l.int(id, d).ok().filter(|&v| v > 0).map(|v| v as usize);
             match l.ty.as_str() {
-                "Convolution" | "ConvolutionDepthWise" | "Deconvolution" | "DeconvolutionDepthWise" | "Convolution1D"
-                | "ConvolutionDepthWise1D" | "Deconvolution1D" | "DeconvolutionDepthWise1D" | "Convolution3D"
-                | "ConvolutionDepthWise3D" | "Deconvolution3D" | "DeconvolutionDepthWise3D" | "DeformableConv2D"
-                | "InnerProduct" | "BatchNorm" | "InstanceNorm" | "L2Norm" => return int(0, 0),
+                "Convolution"
+                | "ConvolutionDepthWise"
+                | "Deconvolution"
+                | "DeconvolutionDepthWise"
+                | "Convolution1D"
+                | "ConvolutionDepthWise1D"
+                | "Deconvolution1D"
+                | "DeconvolutionDepthWise1D"
+                | "Convolution3D"
+                | "ConvolutionDepthWise3D"
+                | "Deconvolution3D"
+                | "DeconvolutionDepthWise3D"
+                | "DeformableConv2D"
+                | "InnerProduct"
+                | "BatchNorm"
+                | "InstanceNorm"
+                | "L2Norm" => return int(0, 0),
                 "Scale" | "Bias" => return int(0, 0),
                 "Normalize" if l.int(1, 0) == Ok(0) => return int(3, 0),
                 "Input" => return int(2, 0),
-                "Split" | "ReLU" | "Clip" | "Sigmoid" | "TanH" | "Dropout" | "UnaryOp" | "Swish" | "HardSwish"
-                | "HardSigmoid" | "Mish" | "ELU" | "SELU" | "GELU" | "Noop" | "AbsVal" | "PReLU" | "BNLL" | "Pooling"
-                | "Softplus" | "Normalize" => {}
+                "Split" | "ReLU" | "Clip" | "Sigmoid" | "TanH" | "Dropout" | "UnaryOp"
+                | "Swish" | "HardSwish" | "HardSigmoid" | "Mish" | "ELU" | "SELU" | "GELU"
+                | "Noop" | "AbsVal" | "PReLU" | "BNLL" | "Pooling" | "Softplus" | "Normalize" => {}
                 "BinaryOp" if l.int(1, 0) == Ok(1) => {}
                 "Padding" if l.int(7, 0) == Ok(0) && l.int(8, 0) == Ok(0) => {}
                 _ => return None,
@@ -226,7 +247,10 @@ impl<'a> Graph<'a> {
 
     fn is_binary(&self, i: usize, op: i32, scalar: bool) -> bool {
         let l = self.layer(i);
-        l.ty == "BinaryOp" && l.int(0, 0) == Ok(op) && (l.int(1, 0) == Ok(1)) == scalar && l.bottoms.len() == if scalar { 1 } else { 2 }
+        l.ty == "BinaryOp"
+            && l.int(0, 0) == Ok(op)
+            && (l.int(1, 0) == Ok(1)) == scalar
+            && l.bottoms.len() == if scalar { 1 } else { 2 }
     }
 
     fn is_unary(&self, i: usize, op: i32) -> bool {
@@ -249,14 +273,20 @@ enum Look {
 
 /// A `BinaryOp` mul of `blob` by a MemoryData or a scalar: the scale and the mul's output.
 fn scale_after(g: &Graph, blob: &str) -> Result<Option<(Scale, String)>, String> {
-    let Ok(m) = g.sole_consumer(blob) else { return Ok(None) };
+    let Ok(m) = g.sole_consumer(blob) else {
+        return Ok(None);
+    };
     if g.is_binary(m, 2, true) {
         let s = g.scalar(m).ok_or("bad scalar")?;
         return Ok(Some((Scale::Scalar(m, s), g.layer(m).tops[0].clone())));
     }
     if g.is_binary(m, 2, false) {
         let l = g.layer(m);
-        let other = if l.bottoms[0] == blob { &l.bottoms[1] } else { &l.bottoms[0] };
+        let other = if l.bottoms[0] == blob {
+            &l.bottoms[1]
+        } else {
+            &l.bottoms[0]
+        };
         if other == blob {
             return Ok(None);
         }
@@ -277,7 +307,10 @@ fn weight_of(g: &Graph, md: usize) -> Result<(Vec<f32>, bool), String> {
     let l = g.layer(md);
     let label = g.label(md);
     let (w, h, d, c) = (l.int(0, 0)?, l.int(1, 0)?, l.int(11, 0)?, l.int(2, 0)?);
-    let chunk = g.lay[md].chunks.first().ok_or(format!("{label} holds no data"))?;
+    let chunk = g.lay[md]
+        .chunks
+        .first()
+        .ok_or(format!("{label} holds no data"))?;
     let values = bin::decode_f32(g.bin, chunk).map_err(|e| format!("{label}: {e}"))?;
     if values.len() == 1 {
         return Ok((values, true));
@@ -295,7 +328,9 @@ fn weight_of(g: &Graph, md: usize) -> Result<(Vec<f32>, bool), String> {
     let mut weights = Vec::with_capacity(c);
     for ch in values.chunks_exact(per) {
         if ch.iter().any(|v| v.to_bits() != ch[0].to_bits()) {
-            return Err(format!("{label} varies within a channel: it is not a per-channel scale"));
+            return Err(format!(
+                "{label} varies within a channel: it is not a per-channel scale"
+            ));
         }
         weights.push(ch[0]);
     }
@@ -321,16 +356,23 @@ fn look(g: &Graph, r: usize) -> Result<Look, String> {
         if !(is_square || is_self_mul) {
             return Ok(Look::No);
         }
-        let Some(s) = g.split_of(&ql.bottoms[0]) else { return Ok(Look::No) };
+        let Some(s) = g.split_of(&ql.bottoms[0]) else {
+            return Ok(Look::No);
+        };
         if let Err(e) = g.sole_consumer(&ql.tops[0]) {
-            return Ok(Look::Skip(format!("{}: squares are not only summed: {e}", g.label(r))));
+            return Ok(Look::Skip(format!(
+                "{}: squares are not only summed: {e}",
+                g.label(r)
+            )));
         }
         chain.insert(q);
         let mut tops: Vec<String> = ql.bottoms.clone();
         tops.dedup();
         (s, tops)
     } else {
-        let Some(s) = g.split_of(&red.bottoms[0]) else { return Ok(Look::No) };
+        let Some(s) = g.split_of(&red.bottoms[0]) else {
+            return Ok(Look::No);
+        };
         (s, vec![red.bottoms[0].clone()])
     };
     let x = g.layer(split).bottoms[0].clone();
@@ -352,21 +394,35 @@ fn look(g: &Graph, r: usize) -> Result<Look, String> {
             State::SsEps(m, e) if g.is_unary(next, 5) => State::Denom(m, Some(e)),
             State::SsEps(m, e) if g.is_unary(next, 6) => State::Inv(m, Some(e)),
             State::Norm if g.is_binary(next, 0, true) => State::Denom(EpsMode::Add, Some(next)),
-            State::Norm if g.is_binary(next, 4, true) || is_clip_min(l) => State::Denom(EpsMode::Max, Some(next)),
+            State::Norm if g.is_binary(next, 4, true) || is_clip_min(l) => {
+                State::Denom(EpsMode::Max, Some(next))
+            }
             State::Norm if g.is_unary(next, 15) => State::Inv(EpsMode::Add, None),
             State::Denom(m, e) if g.is_unary(next, 15) => State::Inv(m, e),
             // x / denominator
-            State::Norm | State::Denom(..) if g.is_binary(next, 3, false) && l.bottoms[1] == blob && l.bottoms[0] != blob => {
+            State::Norm | State::Denom(..)
+                if g.is_binary(next, 3, false) && l.bottoms[1] == blob && l.bottoms[0] != blob =>
+            {
                 chain.insert(next);
                 break (l.bottoms[0].clone(), l.tops[0].clone());
             }
             // x * (1 / denominator)
             State::Inv(..) if g.is_binary(next, 2, false) && l.bottoms[0] != l.bottoms[1] => {
                 chain.insert(next);
-                let other = if l.bottoms[0] == blob { &l.bottoms[1] } else { &l.bottoms[0] };
+                let other = if l.bottoms[0] == blob {
+                    &l.bottoms[1]
+                } else {
+                    &l.bottoms[0]
+                };
                 break (other.clone(), l.tops[0].clone());
             }
-            _ => return Ok(Look::Skip(format!("{}: the norm goes on to {}, not a division of the input", g.label(r), g.label(next)))),
+            _ => {
+                return Ok(Look::Skip(format!(
+                    "{}: the norm goes on to {}, not a division of the input",
+                    g.label(r),
+                    g.label(next)
+                )))
+            }
         };
         chain.insert(next);
         blob = l.tops[0].clone();
@@ -388,10 +444,18 @@ fn look(g: &Graph, r: usize) -> Result<Look, String> {
             before = Some(Scale::Scalar(n, g.scalar(n).unwrap_or(1.0)));
             split_tops.push(nl.bottoms[0].clone());
         } else if g.is_binary(n, 2, false) && nl.bottoms.iter().any(from_split) {
-            let (xb, other) = if from_split(&nl.bottoms[0]) { (&nl.bottoms[0], &nl.bottoms[1]) } else { (&nl.bottoms[1], &nl.bottoms[0]) };
+            let (xb, other) = if from_split(&nl.bottoms[0]) {
+                (&nl.bottoms[0], &nl.bottoms[1])
+            } else {
+                (&nl.bottoms[1], &nl.bottoms[0])
+            };
             let md = g.producer_of(other);
             if g.layer(md).ty != "MemoryData" {
-                return Ok(Look::Skip(format!("{}: the input is multiplied by {} before the division", g.label(r), g.label(md))));
+                return Ok(Look::Skip(format!(
+                    "{}: the input is multiplied by {} before the division",
+                    g.label(r),
+                    g.label(md)
+                )));
             }
             before = Some(Scale::Tensor(n, md));
             split_tops.push(xb.clone());
@@ -420,7 +484,10 @@ fn look(g: &Graph, r: usize) -> Result<Look, String> {
         return Ok(Look::Skip(format!("{}: {why}", g.label(r))));
     }
     if red.int(5, 0)? != 1 {
-        return Ok(Look::Skip(format!("{}: axes written without 5=1 (ncnn refuses this old form)", g.label(r))));
+        return Ok(Look::Skip(format!(
+            "{}: axes written without 5=1 (ncnn refuses this old form)",
+            g.label(r)
+        )));
     }
     // A scale after the division.
     let after = scale_after(g, &div_out)?;
@@ -465,7 +532,11 @@ fn look(g: &Graph, r: usize) -> Result<Look, String> {
                 }
                 let c = g.sole_consumer(t).unwrap();
                 if !chain.contains(&c) {
-                    return Ok(Look::Skip(format!("{}: intermediate blob {t} is read by {} outside the chain", g.label(r), g.label(c))));
+                    return Ok(Look::Skip(format!(
+                        "{}: intermediate blob {t} is read by {} outside the chain",
+                        g.label(r),
+                        g.label(c)
+                    )));
                 }
             }
         }
@@ -488,12 +559,24 @@ fn look(g: &Graph, r: usize) -> Result<Look, String> {
         }
     };
     let eps_param = eps_layer.map(|e| (e, if g.layer(e).ty == "Clip" { 0 } else { 2 }));
-    Ok(Look::Found(Match { layers: chain, split, split_tops, output, eps_param, eps_mode, weights, channel_shared, channels }))
+    Ok(Look::Found(Match {
+        layers: chain,
+        split,
+        split_tops,
+        output,
+        eps_param,
+        eps_mode,
+        weights,
+        channel_shared,
+        channels,
+    }))
 }
 
 /// `Clip` with a lower bound and no upper one: `max(x, min)`.
 fn is_clip_min(l: &Layer) -> bool {
-    l.ty == "Clip" && l.float(1, f32::MAX).map(|m| m >= f32::MAX).unwrap_or(false) && l.param(0).is_some()
+    l.ty == "Clip"
+        && l.float(1, f32::MAX).map(|m| m >= f32::MAX).unwrap_or(false)
+        && l.param(0).is_some()
 }
 
 /// A layer to write: an original one (possibly with edited blobs) or a new L2Norm.
@@ -505,9 +588,19 @@ enum Out {
 /// Fuses `pf` + `bin` and returns the new model and what was done. Errors
 /// (nothing to write) on a `.bin` that does not match the `.param`, on an
 /// ambiguous chain, and when nothing was fused.
-pub fn fuse(pf: &ParamFile, bin: &[u8], opts: FuseOptions) -> Result<(ParamFile, Vec<u8>, FuseReport), ModelError> {
+pub fn fuse(
+    pf: &ParamFile,
+    bin: &[u8],
+    opts: FuseOptions,
+) -> Result<(ParamFile, Vec<u8>, FuseReport), ModelError> {
     let lay = bin::layout(pf, bin)?;
-    let g = Graph { pf, bin, lay: &lay, producer: pf.producers(), consumers: pf.consumers() };
+    let g = Graph {
+        pf,
+        bin,
+        lay: &lay,
+        producer: pf.producers(),
+        consumers: pf.consumers(),
+    };
     let mut report = FuseReport::default();
     let mut matches: Vec<Match> = Vec::new();
     let mut claimed: HashSet<usize> = HashSet::new();
@@ -520,7 +613,10 @@ pub fn fuse(pf: &ParamFile, bin: &[u8], opts: FuseOptions) -> Result<(ParamFile,
             Look::Skip(why) => report.skipped.push(why),
             Look::Found(m) => {
                 if let Some(&c) = m.layers.iter().find(|c| claimed.contains(c)) {
-                    return Err(ModelError::Fuse(format!("ambiguous match: {} belongs to two L2Norm chains", g.label(c))));
+                    return Err(ModelError::Fuse(format!(
+                        "ambiguous match: {} belongs to two L2Norm chains",
+                        g.label(c)
+                    )));
                 }
                 claimed.extend(m.layers.iter().copied());
                 matches.push(m);
@@ -551,20 +647,32 @@ pub fn fuse(pf: &ParamFile, bin: &[u8], opts: FuseOptions) -> Result<(ParamFile,
         let eps_param = match m.eps_param {
             Some((i, id)) => {
                 let src = g.layer(i).param(id).unwrap();
-                Param::float_from(1, src).unwrap_or_else(|| Param::float(1, src.as_float().unwrap_or(0.0)))
+                Param::float_from(1, src)
+                    .unwrap_or_else(|| Param::float(1, src.as_float().unwrap_or(0.0)))
             }
             None => Param::float(1, 0.0),
         };
         let eps = eps_param.as_float().unwrap();
-        L2NormParams::from_raw(m.channels as i64, eps, m.eps_mode.to_param(), m.channel_shared as i32, &[])
-            .map_err(|e| ModelError::Fuse(format!("{}: {e}", g.label(last))))?;
+        L2NormParams::from_raw(
+            m.channels as i64,
+            eps,
+            m.eps_mode.to_param(),
+            m.channel_shared as i32,
+            &[],
+        )
+        .map_err(|e| ModelError::Fuse(format!("{}: {e}", g.label(last))))?;
         let name = fresh_name(&format!("l2norm_{}", g.layer(last).name));
         let layer = Layer {
             ty: "L2Norm".into(),
             name: name.clone(),
             bottoms: vec![m.split_tops[0].clone()],
             tops: vec![m.output.clone()],
-            params: vec![Param::int(0, m.channels as i32), eps_param, Param::int(2, m.eps_mode.to_param()), Param::int(3, m.channel_shared as i32)],
+            params: vec![
+                Param::int(0, m.channels as i32),
+                eps_param,
+                Param::int(2, m.eps_mode.to_param()),
+                Param::int(3, m.channel_shared as i32),
+            ],
         };
         report.fused.push(Fused {
             name,
@@ -577,7 +685,10 @@ pub fn fuse(pf: &ParamFile, bin: &[u8], opts: FuseOptions) -> Result<(ParamFile,
         });
         removed.extend(m.layers.iter().copied());
         replace_at.insert(last, (layer, m.weights.clone()));
-        split_drop.entry(m.split).or_default().extend(m.split_tops[1..].iter().cloned());
+        split_drop
+            .entry(m.split)
+            .or_default()
+            .extend(m.split_tops[1..].iter().cloned());
         inputs.push((m.split, m.split_tops[0].clone()));
     }
 
@@ -587,9 +698,14 @@ pub fn fuse(pf: &ParamFile, bin: &[u8], opts: FuseOptions) -> Result<(ParamFile,
                 continue;
             }
             let label = g.label(i);
-            let (across_spatial, across_channel) = (l.int(0, 0).map_err(ModelError::Fuse)?, l.int(4, 1).map_err(ModelError::Fuse)?);
+            let (across_spatial, across_channel) = (
+                l.int(0, 0).map_err(ModelError::Fuse)?,
+                l.int(4, 1).map_err(ModelError::Fuse)?,
+            );
             if across_spatial != 0 || across_channel != 1 {
-                report.skipped.push(format!("{label}: not in channel mode (0={across_spatial} 4={across_channel})"));
+                report.skipped.push(format!(
+                    "{label}: not in channel mode (0={across_spatial} 4={across_channel})"
+                ));
                 continue;
             }
             let ncnn_mode = l.int(9, 0).map_err(ModelError::Fuse)?;
@@ -597,7 +713,11 @@ pub fn fuse(pf: &ParamFile, bin: &[u8], opts: FuseOptions) -> Result<(ParamFile,
                 0 => EpsMode::Caffe,
                 1 => EpsMode::Max,
                 2 => EpsMode::TensorFlow,
-                other => return Err(ModelError::Fuse(format!("{label}: unknown eps_mode 9={other}"))),
+                other => {
+                    return Err(ModelError::Fuse(format!(
+                        "{label}: unknown eps_mode 9={other}"
+                    )))
+                }
             };
             let shared = l.int(1, 0).map_err(ModelError::Fuse)? != 0;
             let size = l.int(3, 0).map_err(ModelError::Fuse)?;
@@ -613,10 +733,13 @@ pub fn fuse(pf: &ParamFile, bin: &[u8], opts: FuseOptions) -> Result<(ParamFile,
             };
             let expected = if shared { 1 } else { channels };
             if size as usize != expected {
-                return Err(ModelError::Fuse(format!("{label}: scale_data_size 3={size}, expected {expected}")));
+                return Err(ModelError::Fuse(format!(
+                    "{label}: scale_data_size 3={size}, expected {expected}"
+                )));
             }
             let eps_param = match l.param(2) {
-                Some(p) => Param::float_from(1, p).unwrap_or_else(|| Param::float(1, p.as_float().unwrap_or(0.0))),
+                Some(p) => Param::float_from(1, p)
+                    .unwrap_or_else(|| Param::float(1, p.as_float().unwrap_or(0.0))),
                 None => Param::float(1, 0.0001),
             };
             let eps = eps_param.as_float().unwrap();
@@ -638,7 +761,12 @@ pub fn fuse(pf: &ParamFile, bin: &[u8], opts: FuseOptions) -> Result<(ParamFile,
                 name,
                 bottoms: l.bottoms.clone(),
                 tops: l.tops.clone(),
-                params: vec![Param::int(0, channels as i32), eps_param, Param::int(2, mode.to_param()), Param::int(3, shared as i32)],
+                params: vec![
+                    Param::int(0, channels as i32),
+                    eps_param,
+                    Param::int(2, mode.to_param()),
+                    Param::int(3, shared as i32),
+                ],
             };
             removed.insert(i);
             replace_at.insert(i, (layer, weights));
@@ -705,29 +833,48 @@ pub fn fuse(pf: &ParamFile, bin: &[u8], opts: FuseOptions) -> Result<(ParamFile,
     }
     let new_pf = ParamFile { layers };
     // The result must itself be a consistent model.
-    let reparsed = ParamFile::parse(&new_pf.to_text()).map_err(|e| ModelError::Fuse(format!("internal error, fused .param invalid: {e}")))?;
-    bin::layout(&reparsed, &new_bin).map_err(|e| ModelError::Fuse(format!("internal error, fused .bin invalid: {e}")))?;
+    let reparsed = ParamFile::parse(&new_pf.to_text())
+        .map_err(|e| ModelError::Fuse(format!("internal error, fused .param invalid: {e}")))?;
+    bin::layout(&reparsed, &new_bin)
+        .map_err(|e| ModelError::Fuse(format!("internal error, fused .bin invalid: {e}")))?;
     Ok((new_pf, new_bin, report))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
-    std::fs::read(path).map_err(|e| ModelError::Io { path: path.display().to_string(), msg: e.to_string() })
+    std::fs::read(path).map_err(|e| ModelError::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })
 }
 
 /// Writes `bytes` to a temporary file next to `path`; returns its path.
 fn write_temp(path: &Path, bytes: &[u8]) -> Result<std::path::PathBuf, ModelError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.fuse-tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| ModelError::Io { path: tmp.display().to_string(), msg: e.to_string() })?;
+    std::fs::write(&tmp, bytes).map_err(|e| ModelError::Io {
+        path: tmp.display().to_string(),
+        msg: e.to_string(),
+    })?;
     Ok(tmp)
 }
 
 /// Reads a model, fuses it and writes the result. Both outputs are written
 /// to temporary files first and renamed into place only when both are
 /// complete: on any error no output file is created or changed.
-pub fn fuse_files(in_param: &Path, in_bin: &Path, out_param: &Path, out_bin: &Path, opts: FuseOptions) -> Result<FuseReport, ModelError> {
-    let text = String::from_utf8(read(in_param)?)
-        .map_err(|_| ModelError::Io { path: in_param.display().to_string(), msg: "not UTF-8 text".into() })?;
+pub fn fuse_files(
+    in_param: &Path,
+    in_bin: &Path,
+    out_param: &Path,
+    out_bin: &Path,
+    opts: FuseOptions,
+) -> Result<FuseReport, ModelError> {
+    let text = String::from_utf8(read(in_param)?).map_err(|_| ModelError::Io {
+        path: in_param.display().to_string(),
+        msg: "not UTF-8 text".into(),
+    })?;
     let pf = ParamFile::parse(&text)?;
     let bin = read(in_bin)?;
     let (new_pf, new_bin, report) = fuse(&pf, &bin, opts)?;
@@ -740,7 +887,10 @@ pub fn fuse_files(in_param: &Path, in_bin: &Path, out_param: &Path, out_bin: &Pa
         }
     };
     let rename = |from: &Path, to: &Path| {
-        std::fs::rename(from, to).map_err(|e| ModelError::Io { path: to.display().to_string(), msg: e.to_string() })
+        std::fs::rename(from, to).map_err(|e| ModelError::Io {
+            path: to.display().to_string(),
+            msg: e.to_string(),
+        })
     };
     if let Err(e) = rename(&tb, out_bin) {
         let _ = std::fs::remove_file(&tp);

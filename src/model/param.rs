@@ -49,20 +49,32 @@ pub struct Param {
 impl Param {
     /// An int param, written `id=v`.
     pub fn int(id: i32, v: i32) -> Param {
-        Param { id, value: Value::Int(v), text: format!("{id}={v}") }
+        Param {
+            id,
+            value: Value::Int(v),
+            text: format!("{id}={v}"),
+        }
     }
 
     /// A float param, written with `e` notation and enough digits to read back
     /// as the same f32.
     pub fn float(id: i32, v: f32) -> Param {
-        Param { id, value: Value::Float(v), text: format!("{id}={v:e}") }
+        Param {
+            id,
+            value: Value::Float(v),
+            text: format!("{id}={v:e}"),
+        }
     }
 
     /// A float param whose value text is copied from another param (so ncnn
     /// parses exactly the same text, hence the same f32).
     pub fn float_from(id: i32, source: &Param) -> Option<Param> {
         match source.value {
-            Value::Float(v) => Some(Param { id, value: Value::Float(v), text: format!("{id}={}", source.value_text()) }),
+            Value::Float(v) => Some(Param {
+                id,
+                value: Value::Float(v),
+                text: format!("{id}={}", source.value_text()),
+            }),
             _ => None,
         }
     }
@@ -116,7 +128,12 @@ impl Layer {
     pub fn int(&self, id: i32, default: i32) -> Result<i32, String> {
         match self.param(id) {
             None => Ok(default),
-            Some(p) => p.as_int().ok_or_else(|| format!("{} {}: param {id} should be an int, is {}", self.ty, self.name, p.text)),
+            Some(p) => p.as_int().ok_or_else(|| {
+                format!(
+                    "{} {}: param {id} should be an int, is {}",
+                    self.ty, self.name, p.text
+                )
+            }),
         }
     }
 
@@ -124,7 +141,12 @@ impl Layer {
     pub fn float(&self, id: i32, default: f32) -> Result<f32, String> {
         match self.param(id) {
             None => Ok(default),
-            Some(p) => p.as_float().ok_or_else(|| format!("{} {}: param {id} should be a float, is {}", self.ty, self.name, p.text)),
+            Some(p) => p.as_float().ok_or_else(|| {
+                format!(
+                    "{} {}: param {id} should be a float, is {}",
+                    self.ty, self.name, p.text
+                )
+            }),
         }
     }
 
@@ -134,13 +156,22 @@ impl Layer {
             None => Ok(Vec::new()),
             Some(Value::IntArray(v)) => Ok(v.clone()),
             Some(Value::FloatArray(v)) if v.is_empty() => Ok(Vec::new()),
-            Some(_) => Err(format!("{} {}: param {id} should be an int array", self.ty, self.name)),
+            Some(_) => Err(format!(
+                "{} {}: param {id} should be an int array",
+                self.ty, self.name
+            )),
         }
     }
 
     /// The line as written to a `.param` (pnnx's column widths).
     pub fn to_line(&self) -> String {
-        let mut s = format!("{:<24} {:<24} {} {}", self.ty, self.name, self.bottoms.len(), self.tops.len());
+        let mut s = format!(
+            "{:<24} {:<24} {} {}",
+            self.ty,
+            self.name,
+            self.bottoms.len(),
+            self.tops.len()
+        );
         for b in self.bottoms.iter().chain(&self.tops) {
             let _ = write!(s, " {b}");
         }
@@ -161,17 +192,31 @@ impl ParamFile {
     /// Parses and checks a `.param` text.
     pub fn parse(text: &str) -> Result<ParamFile, ModelError> {
         let err = |line: usize, msg: String| ModelError::Param { line, msg };
-        let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l))
+            .filter(|(_, l)| !l.trim().is_empty());
         let (n, magic) = lines.next().ok_or_else(|| err(1, "empty file".into()))?;
         if magic.trim() != MAGIC {
-            return Err(err(n, format!("bad magic {:?} (an ncnn .param starts with {MAGIC})", magic.trim())));
+            return Err(err(
+                n,
+                format!(
+                    "bad magic {:?} (an ncnn .param starts with {MAGIC})",
+                    magic.trim()
+                ),
+            ));
         }
-        let (n, counts) = lines.next().ok_or_else(|| err(2, "missing layer and blob counts".into()))?;
+        let (n, counts) = lines
+            .next()
+            .ok_or_else(|| err(2, "missing layer and blob counts".into()))?;
         let counts: Vec<&str> = counts.split_whitespace().collect();
         let (layer_count, blob_count) = match counts[..] {
             [l, b] => (
-                l.parse::<usize>().map_err(|_| err(n, format!("bad layer count {l:?}")))?,
-                b.parse::<usize>().map_err(|_| err(n, format!("bad blob count {b:?}")))?,
+                l.parse::<usize>()
+                    .map_err(|_| err(n, format!("bad layer count {l:?}")))?,
+                b.parse::<usize>()
+                    .map_err(|_| err(n, format!("bad blob count {b:?}")))?,
             ),
             _ => return Err(err(n, "expected `<layer count> <blob count>`".into())),
         };
@@ -182,12 +227,24 @@ impl ParamFile {
             let layer = parse_layer(line).map_err(|m| err(n, m))?;
             for b in &layer.bottoms {
                 if !produced.contains(b) {
-                    return Err(err(n, format!("{} {} reads blob {b:?} that no earlier layer produces", layer.ty, layer.name)));
+                    return Err(err(
+                        n,
+                        format!(
+                            "{} {} reads blob {b:?} that no earlier layer produces",
+                            layer.ty, layer.name
+                        ),
+                    ));
                 }
             }
             for t in &layer.tops {
                 if !produced.insert(t.clone()) {
-                    return Err(err(n, format!("{} {} produces blob {t:?} a second time", layer.ty, layer.name)));
+                    return Err(err(
+                        n,
+                        format!(
+                            "{} {} produces blob {t:?} a second time",
+                            layer.ty, layer.name
+                        ),
+                    ));
                 }
             }
             if !names.insert(layer.name.clone()) {
@@ -196,17 +253,30 @@ impl ParamFile {
             layers.push(layer);
         }
         if layers.len() != layer_count {
-            return Err(err(2, format!("says {layer_count} layers, the file has {}", layers.len())));
+            return Err(err(
+                2,
+                format!("says {layer_count} layers, the file has {}", layers.len()),
+            ));
         }
         if produced.len() != blob_count {
-            return Err(err(2, format!("says {blob_count} blobs, the layers name {}", produced.len())));
+            return Err(err(
+                2,
+                format!(
+                    "says {blob_count} blobs, the layers name {}",
+                    produced.len()
+                ),
+            ));
         }
         Ok(ParamFile { layers })
     }
 
     /// Number of distinct blobs.
     pub fn blob_count(&self) -> usize {
-        self.layers.iter().flat_map(|l| &l.tops).collect::<HashSet<_>>().len()
+        self.layers
+            .iter()
+            .flat_map(|l| &l.tops)
+            .collect::<HashSet<_>>()
+            .len()
     }
 
     /// The `.param` text.
@@ -258,12 +328,19 @@ fn parse_layer(line: &str) -> Result<Layer, String> {
     };
     let ty = next("layer type")?.to_string();
     let name = next("layer name")?.to_string();
-    let count = |s: &str, what: &str| s.parse::<usize>().map_err(|_| format!("{ty} {name}: bad {what} count {s:?}"));
+    let count = |s: &str, what: &str| {
+        s.parse::<usize>()
+            .map_err(|_| format!("{ty} {name}: bad {what} count {s:?}"))
+    };
     let nb = count(next("bottom count")?, "bottom")?;
     let nt = count(next("top count")?, "top")?;
     let mut blobs = Vec::new();
     for _ in 0..nb + nt {
-        blobs.push(next("blob name").map_err(|e| format!("{ty} {name}: {e} ({nb} bottoms and {nt} tops expected)"))?.to_string());
+        blobs.push(
+            next("blob name")
+                .map_err(|e| format!("{ty} {name}: {e} ({nb} bottoms and {nt} tops expected)"))?
+                .to_string(),
+        );
     }
     let tops = blobs.split_off(nb);
     let mut params: Vec<Param> = Vec::new();
@@ -276,7 +353,13 @@ fn parse_layer(line: &str) -> Result<Layer, String> {
         params.push(param);
         p = after.trim_start();
     }
-    Ok(Layer { ty, name, bottoms: blobs, tops, params })
+    Ok(Layer {
+        ty,
+        name,
+        bottoms: blobs,
+        tops,
+        params,
+    })
 }
 
 fn is_float_text(s: &str) -> bool {
@@ -288,13 +371,18 @@ fn parse_int(s: &str) -> Result<i32, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("bad int {s:?}"));
     }
-    s.parse::<i32>().map_err(|_| format!("int {s:?} out of range"))
+    s.parse::<i32>()
+        .map_err(|_| format!("int {s:?} out of range"))
 }
 
 fn parse_float(s: &str) -> Result<f32, String> {
     // Rust accepts "inf", "nan" and the like; ncnn does not.
     let body = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.') || !body.bytes().all(|b| b.is_ascii_digit() || b"eE+-.".contains(&b)) {
+    if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"eE+-.".contains(&b))
+    {
         return Err(format!("bad float {s:?}"));
     }
     let v = s.parse::<f32>().map_err(|_| format!("bad float {s:?}"))?;
@@ -308,15 +396,30 @@ fn parse_float(s: &str) -> Result<f32, String> {
 /// presence of `.`/`e` in any element).
 fn parse_numbers(items: &[&str]) -> Result<Value, String> {
     if items.iter().any(|s| is_float_text(s)) {
-        Ok(Value::FloatArray(items.iter().map(|s| parse_float(s)).collect::<Result<_, _>>()?))
+        Ok(Value::FloatArray(
+            items
+                .iter()
+                .map(|s| parse_float(s))
+                .collect::<Result<_, _>>()?,
+        ))
     } else {
-        Ok(Value::IntArray(items.iter().map(|s| parse_int(s)).collect::<Result<_, _>>()?))
+        Ok(Value::IntArray(
+            items
+                .iter()
+                .map(|s| parse_int(s))
+                .collect::<Result<_, _>>()?,
+        ))
     }
 }
 
 /// Parses one param at the start of `s`; returns it and the rest of the line.
 fn parse_param(s: &str) -> Result<(Param, &str), String> {
-    let eq = s.find('=').ok_or_else(|| format!("param {:?} has no `=`", s.split_whitespace().next().unwrap_or("")))?;
+    let eq = s.find('=').ok_or_else(|| {
+        format!(
+            "param {:?} has no `=`",
+            s.split_whitespace().next().unwrap_or("")
+        )
+    })?;
     let raw_id = &s[..eq];
     if raw_id.contains(char::is_whitespace) {
         return Err(format!("param {raw_id:?} has no `=`"));
@@ -325,13 +428,22 @@ fn parse_param(s: &str) -> Result<(Param, &str), String> {
     let v = &s[eq + 1..];
     // String value: quoted (may hold spaces) or starting with a letter.
     if let Some(quoted) = v.strip_prefix('"') {
-        let close = quoted.find('"').ok_or_else(|| format!("param {id}: unterminated string"))?;
+        let close = quoted
+            .find('"')
+            .ok_or_else(|| format!("param {id}: unterminated string"))?;
         let end = eq + 1 + close + 2;
         let after = &s[end..];
         if !after.is_empty() && !after.starts_with(char::is_whitespace) {
             return Err(format!("param {id}: text after the closing quote"));
         }
-        return Ok((Param { id, value: Value::Str(quoted[..close].to_string()), text: s[..end].to_string() }, after));
+        return Ok((
+            Param {
+                id,
+                value: Value::Str(quoted[..close].to_string()),
+                text: s[..end].to_string(),
+            },
+            after,
+        ));
     }
     let end = v.find(char::is_whitespace).unwrap_or(v.len());
     let (token, after) = (&v[..end], &v[end..]);
@@ -340,7 +452,14 @@ fn parse_param(s: &str) -> Result<(Param, &str), String> {
         return Err(format!("param {id} has no value"));
     }
     if token.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Ok((Param { id, value: Value::Str(token.to_string()), text }, after));
+        return Ok((
+            Param {
+                id,
+                value: Value::Str(token.to_string()),
+                text,
+            },
+            after,
+        ));
     }
     let value = if id <= -23300 {
         // Old-style array: -233xx=n,v1,...,vn.
@@ -349,13 +468,26 @@ fn parse_param(s: &str) -> Result<(Param, &str), String> {
         let n = parse_int(n).map_err(|_| format!("param {id}: bad array length {n:?}"))?;
         let items: Vec<&str> = items.collect();
         if n < 0 || items.len() != n as usize {
-            return Err(format!("param {id}: array says {n} elements, has {}", items.len()));
+            return Err(format!(
+                "param {id}: array says {n} elements, has {}",
+                items.len()
+            ));
         }
         let value = parse_numbers(&items).map_err(|e| format!("param {id}: {e}"))?;
-        return Ok((Param { id: -(id + 23300), value, text }, after));
+        return Ok((
+            Param {
+                id: -(id + 23300),
+                value,
+                text,
+            },
+            after,
+        ));
     } else if token.contains(',') {
         // New-style array: id=v1,v2,... (a trailing comma makes a one-element array).
-        let token = token.strip_suffix(',').filter(|t| !t.contains(',')).unwrap_or(token);
+        let token = token
+            .strip_suffix(',')
+            .filter(|t| !t.contains(','))
+            .unwrap_or(token);
         let items: Vec<&str> = token.split(',').collect();
         if items.iter().any(|s| s.is_empty()) {
             return Err(format!("param {id}: empty array element"));
@@ -417,9 +549,20 @@ BinaryOp                 div_1                    2 1 2 3 out0 0=3 2=1.000000e-1
         assert_eq!(v(8), Value::Str("abc".into()));
         assert_eq!(v(9), Value::Int(0));
         // Written back token by token.
-        assert!(l.to_line().ends_with("0=1 1=2.5 2=1e-3 -23304=2,1.0,2 5=3,4,5 6=7, 7=\"a b\" 8=abc 9=-0"), "{}", l.to_line());
+        assert!(
+            l.to_line()
+                .ends_with("0=1 1=2.5 2=1e-3 -23304=2,1.0,2 5=3,4,5 6=7, 7=\"a b\" 8=abc 9=-0"),
+            "{}",
+            l.to_line()
+        );
         assert_eq!(Param::float(1, 1e-10).text(), "1=1e-10");
-        assert_eq!(parse_param(Param::float(1, 0.1f32 + 0.2).text()).unwrap().0.value, Value::Float(0.1f32 + 0.2));
+        assert_eq!(
+            parse_param(Param::float(1, 0.1f32 + 0.2).text())
+                .unwrap()
+                .0
+                .value,
+            Value::Float(0.1f32 + 0.2)
+        );
     }
 
     fn line_err(text: &str) -> (usize, String) {
@@ -432,17 +575,51 @@ BinaryOp                 div_1                    2 1 2 3 out0 0=3 2=1.000000e-1
     #[test]
     fn refuses_malformed_files() {
         assert!(line_err("").1.contains("empty"));
-        assert!(line_err("7767518\n1 1\nInput data 0 1 data\n").1.contains("bad magic"));
-        assert!(line_err("7767517\n2 1\nInput data 0 1 data\n").1.contains("says 2 layers"));
-        assert!(line_err("7767517\n1 2\nInput data 0 1 data\n").1.contains("says 2 blobs"));
-        assert!(line_err("7767517\nx 2\nInput data 0 1 data\n").1.contains("bad layer count"));
+        assert!(line_err("7767518\n1 1\nInput data 0 1 data\n")
+            .1
+            .contains("bad magic"));
+        assert!(line_err("7767517\n2 1\nInput data 0 1 data\n")
+            .1
+            .contains("says 2 layers"));
+        assert!(line_err("7767517\n1 2\nInput data 0 1 data\n")
+            .1
+            .contains("says 2 blobs"));
+        assert!(line_err("7767517\nx 2\nInput data 0 1 data\n")
+            .1
+            .contains("bad layer count"));
         let (line, msg) = line_err("7767517\n2 2\nInput data 0 1 data\nReLU r 1 1 nothere out\n");
         assert_eq!(line, 4);
         assert!(msg.contains("\"nothere\""), "{msg}");
-        assert!(line_err("7767517\n2 1\nInput data 0 1 data\nReLU r 1 1 data data\n").1.contains("second time"));
-        assert!(line_err("7767517\n2 2\nInput data 0 1 data\nReLU r 1 1 data\n").1.contains("missing blob name"));
-        assert!(line_err("7767517\n2 2\nInput data 0 1 data\nReLU r x 1 data out\n").1.contains("bad bottom count"));
-        for bad in ["0=1x", "0=1.0.0e", "1=-e5", "0=99999999999", "-23303=2,1", "-23303=1,1,2", "3=1,,2", "0=1 0=2", "x=1", "0", "7=\"open", "1=-inf", "1=1e99"] {
+        assert!(
+            line_err("7767517\n2 1\nInput data 0 1 data\nReLU r 1 1 data data\n")
+                .1
+                .contains("second time")
+        );
+        assert!(
+            line_err("7767517\n2 2\nInput data 0 1 data\nReLU r 1 1 data\n")
+                .1
+                .contains("missing blob name")
+        );
+        assert!(
+            line_err("7767517\n2 2\nInput data 0 1 data\nReLU r x 1 data out\n")
+                .1
+                .contains("bad bottom count")
+        );
+        for bad in [
+            "0=1x",
+            "0=1.0.0e",
+            "1=-e5",
+            "0=99999999999",
+            "-23303=2,1",
+            "-23303=1,1,2",
+            "3=1,,2",
+            "0=1 0=2",
+            "x=1",
+            "0",
+            "7=\"open",
+            "1=-inf",
+            "1=1e99",
+        ] {
             let text = format!("7767517\n2 2\nInput data 0 1 data\nReLU r 1 1 data out {bad}\n");
             let (line, msg) = line_err(&text);
             assert_eq!(line, 4, "{bad}: {msg}");

@@ -33,7 +33,10 @@ pub fn staticlib() -> PathBuf {
 /// `c++ FLAGS SRC $NCNN_L2NORM_CXXFLAGS libncnn_l2norm.a $NCNN_L2NORM_LIBS -o OUT`.
 /// `src` is relative to the crate root; returns the executable.
 pub fn build_program(src: &str, flags: &[&str]) -> PathBuf {
-    let out = target_profile_dir().join(format!("cpp-{}", Path::new(src).file_stem().unwrap().to_str().unwrap()));
+    let out = target_profile_dir().join(format!(
+        "cpp-{}",
+        Path::new(src).file_stem().unwrap().to_str().unwrap()
+    ));
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
     let mut cmd = Command::new(&cxx);
     cmd.args(flags)
@@ -44,6 +47,10 @@ pub fn build_program(src: &str, flags: &[&str]) -> PathBuf {
         .arg("-o")
         .arg(&out);
     let result = cmd.output().expect("run the C++ compiler");
-    assert!(result.status.success(), "{cmd:?} failed:\n{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     out
 }

@@ -71,7 +71,9 @@ impl Tensor {
             1 => MatView::dims1(s[0], 1),
             2 => MatView::dims2(s[0], s[1], 1),
             3 => MatView::dims3(s[0], s[1], s[2], 1).with_cstep((s[0] * s[1]) as usize),
-            _ => MatView::dims4(s[0], s[1], s[2], s[3], 1).with_cstep((s[0] * s[1] * s[2]) as usize),
+            _ => {
+                MatView::dims4(s[0], s[1], s[2], s[3], 1).with_cstep((s[0] * s[1] * s[2]) as usize)
+            }
         }
     }
 }
@@ -125,7 +127,11 @@ impl Net {
         Ok(())
     }
 
-    pub fn load_files(&self, param: &std::path::Path, bin: &std::path::Path) -> Result<(), (&'static str, i32)> {
+    pub fn load_files(
+        &self,
+        param: &std::path::Path,
+        bin: &std::path::Path,
+    ) -> Result<(), (&'static str, i32)> {
         let p = CString::new(param.to_str().unwrap()).unwrap();
         let b = CString::new(bin.to_str().unwrap()).unwrap();
         // SAFETY: live net, NUL-terminated paths.
@@ -197,7 +203,11 @@ impl Drop for Net {
 unsafe fn write_mat(mat: NcnnMat, data: &[f32]) {
     let (dims, cstep) = (ncnn_mat_get_dims(mat), ncnn_mat_get_cstep(mat));
     let base = ncnn_mat_get_data(mat) as *mut f32;
-    let channels = if dims >= 3 { ncnn_mat_get_c(mat) as usize } else { 1 };
+    let channels = if dims >= 3 {
+        ncnn_mat_get_c(mat) as usize
+    } else {
+        1
+    };
     let per = data.len() / channels;
     for q in 0..channels {
         std::ptr::copy_nonoverlapping(data[q * per..].as_ptr(), base.add(q * cstep), per);
@@ -208,7 +218,12 @@ unsafe fn write_mat(mat: NcnnMat, data: &[f32]) {
 /// `mat` is a live fp32 Mat.
 unsafe fn read_mat(mat: NcnnMat) -> Tensor {
     let dims = ncnn_mat_get_dims(mat);
-    let (w, h, d, c) = (ncnn_mat_get_w(mat), ncnn_mat_get_h(mat), ncnn_mat_get_d(mat), ncnn_mat_get_c(mat));
+    let (w, h, d, c) = (
+        ncnn_mat_get_w(mat),
+        ncnn_mat_get_h(mat),
+        ncnn_mat_get_d(mat),
+        ncnn_mat_get_c(mat),
+    );
     assert_eq!(ncnn_mat_get_elempack(mat), 1, "extract should unpack");
     assert_eq!(ncnn_mat_get_elemsize(mat), 4, "extract should give fp32");
     let cstep = ncnn_mat_get_cstep(mat);
