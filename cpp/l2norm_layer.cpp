@@ -81,6 +81,7 @@ L2Norm::L2Norm()
     eps = 1e-10f;
     eps_mode = 0;
     channel_shared = 0;
+    weight_count = 0;
 }
 
 int L2Norm::load_param(const ncnn::ParamDict& pd)
@@ -107,12 +108,12 @@ int L2Norm::load_param(const ncnn::ParamDict& pd)
     eps = p.eps;
     eps_mode = p.eps_mode;
     channel_shared = p.channel_shared;
+    weight_count = check.weight_count;
     return 0;
 }
 
 int L2Norm::load_model(const ncnn::ModelBin& mb)
 {
-    const int weight_count = channel_shared ? 1 : channels;
     if (weight_count <= 0)
     {
         log_error(this, "load_model before a successful load_param");

@@ -36,6 +36,7 @@ public:
     float eps;
     int eps_mode;
     int channel_shared;
+    int weight_count; // fp32 weights load_model reads (channels, or 1 if shared)
 
     // model
     ncnn::Mat scale_data; // fp32, channels values (1 if channel_shared)
