@@ -29,6 +29,8 @@ use ncnn_l2norm::model::param::ParamFile;
 use ncnn_l2norm::model::ModelError;
 use ncnn_l2norm::EpsMode;
 
+type Blob = common::FixtureBlob;
+
 const OPTIONS: [(i32, bool); 4] = [(1, false), (1, true), (2, false), (2, true)];
 const TOL_FUSED: f32 = 1e-5;
 const TOL_TORCH: f32 = 1e-4;
@@ -44,12 +46,6 @@ enum Expect {
 }
 
 #[derive(Debug, Clone)]
-struct Blob {
-    name: String,
-    tensor: Tensor,
-}
-
-#[derive(Debug, Clone)]
 struct Fixture {
     name: String,
     param: PathBuf,
@@ -60,26 +56,9 @@ struct Fixture {
     channels: Vec<usize>,
 }
 
-fn read_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
-
-/// `BLOB FILE 1 C H W` as an ncnn `[w, h, c]` tensor.
-fn blob(f: &[&str]) -> Blob {
-    let nchw: Vec<i32> = f[2..].iter().map(|v| v.parse().unwrap()).collect();
-    let data = read_f32(&dir().join(f[1]));
-    assert_eq!(data.len() as i32, nchw.iter().product::<i32>(), "{}", f[1]);
-    Blob {
-        name: f[0].to_string(),
-        tensor: Tensor {
-            shape: vec![nchw[3], nchw[2], nchw[1]],
-            data,
-        },
-    }
+/// `BLOB FILE 1 C H W` from the manifest.
+fn blob(fields: &[&str]) -> Blob {
+    common::fixture_blob(&dir(), fields)
 }
 
 fn fixtures() -> Vec<Fixture> {

@@ -18,7 +18,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::{Net, Tensor};
 use ncnn_l2norm::{l2norm_reference, L2NormParams};
@@ -33,13 +33,7 @@ fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pnnx")
 }
 
-/// A blob of a fixture: its ncnn name, and PyTorch's values in NCHW.
-#[derive(Debug)]
-struct Blob {
-    name: String,
-    nchw: Vec<i32>,
-    tensor: Tensor,
-}
+type Blob = common::FixtureBlob;
 
 #[derive(Debug)]
 struct Fixture {
@@ -51,40 +45,9 @@ struct Fixture {
     outputs: Vec<Blob>,
 }
 
-fn read_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(bytes.len() % 4, 0, "{}", path.display());
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
-
-/// `BLOB FILE 1 C H W` from the manifest, as an ncnn `[w, h, c]` tensor.
+/// `BLOB FILE 1 C H W` from the manifest.
 fn blob(fields: &[&str]) -> Blob {
-    let nchw: Vec<i32> = fields[2..].iter().map(|f| f.parse().unwrap()).collect();
-    assert_eq!(
-        (nchw.len(), nchw[0]),
-        (4, 1),
-        "batch-1 NCHW expected: {fields:?}"
-    );
-    let data = read_f32(&dir().join(fields[1]));
-    assert_eq!(
-        data.len() as i32,
-        nchw.iter().product::<i32>(),
-        "{}",
-        fields[1]
-    );
-    // Batch 1: NCHW bytes are ncnn's unpadded w,h,c layout.
-    let tensor = Tensor {
-        shape: vec![nchw[3], nchw[2], nchw[1]],
-        data,
-    };
-    Blob {
-        name: fields[0].to_string(),
-        nchw,
-        tensor,
-    }
+    common::fixture_blob(&dir(), fields)
 }
 
 fn fixtures() -> Vec<Fixture> {
@@ -301,7 +264,7 @@ fn pytorch_is_eps_mode_0() {
         .into_iter()
         .filter(|f| f.input.name == "in0" && f.outputs[0].name == "out0" && f.outputs.len() == 1)
     {
-        let weights = read_f32(&fx.bin);
+        let weights = common::read_f32(&fx.bin);
         let c = weights.len();
         let expected = &fx.outputs[0].tensor.data;
         for mode in 0..4 {

@@ -326,13 +326,51 @@ pub fn assert_close_as<E: Element>(got: &[E], expected: &[E], channels: usize, w
 
 /// Asserts `got` matches `expected` element by element within `fp32_tolerance`.
 pub fn assert_close(got: &[f32], expected: &[f32], channels: usize, what: &str) {
-    assert_eq!(got.len(), expected.len(), "{what}: lengths differ");
-    for (i, (&g, &e)) in got.iter().zip(expected).enumerate() {
-        let tol = fp32_tolerance(channels, e);
-        assert!(
-            (g - e).abs() <= tol || (g.is_nan() && e.is_nan()),
-            "{what}: element {i}: got {g}, expected {e} (|diff| {} > tolerance {tol})",
-            (g - e).abs()
-        );
+    assert_close_as::<f32>(got, expected, channels, what)
+}
+
+/// A blob of a converter fixture: its ncnn name, PyTorch's batch-1 NCHW
+/// shape, and its values as an ncnn `[w, h, c]` tensor.
+#[derive(Debug, Clone)]
+pub struct FixtureBlob {
+    pub name: String,
+    pub nchw: Vec<i32>,
+    pub tensor: Tensor,
+}
+
+/// A file of raw little-endian fp32 values.
+pub fn read_f32(path: &std::path::Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(bytes.len() % 4, 0, "{}", path.display());
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// A fixture manifest's `BLOB FILE 1 C H W` fields, FILE read from `dir`.
+pub fn fixture_blob(dir: &std::path::Path, fields: &[&str]) -> FixtureBlob {
+    let nchw: Vec<i32> = fields[2..].iter().map(|f| f.parse().unwrap()).collect();
+    assert_eq!(
+        (nchw.len(), nchw[0]),
+        (4, 1),
+        "batch-1 NCHW expected: {fields:?}"
+    );
+    let data = read_f32(&dir.join(fields[1]));
+    assert_eq!(
+        data.len() as i32,
+        nchw.iter().product::<i32>(),
+        "{}",
+        fields[1]
+    );
+    // Batch 1: NCHW bytes are ncnn's unpadded w,h,c layout.
+    let tensor = Tensor {
+        shape: vec![nchw[3], nchw[2], nchw[1]],
+        data,
+    };
+    FixtureBlob {
+        name: fields[0].to_string(),
+        nchw,
+        tensor,
     }
 }
