@@ -30,9 +30,17 @@ pub(crate) fn normalize<E: Element>(
     let layout = *t.layout();
     let lanes = layout.lanes;
     let tile = tile.clamp(1, (MAX_TILE_FLOATS / lanes).max(1));
-    // Elempacks above MAX_TILE_FLOATS are not ncnn's; the buffers grow for them.
-    let mut acc = vec![0.0f32; (tile * lanes).max(MAX_TILE_FLOATS)];
-    let mut inv = vec![0.0f32; tile];
+    // Stack buffers; only elempacks above MAX_TILE_FLOATS (not ncnn's) need
+    // a heap one. `tile` is at most MAX_TILE_FLOATS, so `inv` always fits.
+    let mut acc_stack = [0.0f32; MAX_TILE_FLOATS];
+    let mut acc_heap = Vec::new();
+    let acc: &mut [f32] = if tile * lanes <= MAX_TILE_FLOATS {
+        &mut acc_stack
+    } else {
+        acc_heap.resize(tile * lanes, 0.0);
+        &mut acc_heap
+    };
+    let mut inv = [0.0f32; MAX_TILE_FLOATS];
     let range = t.positions();
     let mut t0 = range.start;
     while t0 < range.end {
