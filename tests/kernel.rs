@@ -203,6 +203,127 @@ fn a_nan_channel_makes_its_position_nan_in_every_mode() {
     }
 }
 
+/// How the values of one position are drawn in [`extreme_values`].
+#[derive(Debug, Clone, Copy)]
+enum Magnitude {
+    Ordinary,
+    /// |x| up to just under f32::MAX: the f32 sum of squares overflows.
+    Huge,
+    /// One channel huge, the others ordinary or tiny.
+    OneHuge,
+    /// Subnormal and barely normal values: the squares underflow.
+    Tiny,
+    Zero,
+}
+
+/// A buffer for `view` whose positions cycle through the magnitudes
+/// (padding filled with a marker the kernel must not touch).
+fn extreme_values(view: &MatView, rng: &mut Rng, classes: &[Magnitude]) -> Vec<f32> {
+    let layout = view.layout(Storage::F32).unwrap();
+    let mut data = vec![-7.0f32; layout.min_len + 7];
+    for p in 0..layout.positions {
+        let class = classes[p % classes.len()];
+        let huge_channel = rng.next_u64() as usize % layout.channels();
+        for c in 0..layout.channels() {
+            let sign = if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 };
+            let x = match class {
+                Magnitude::Ordinary => rng.uniform(-4.0, 4.0),
+                Magnitude::Huge => sign * f32::MAX * rng.uniform(0.01, 0.99),
+                Magnitude::OneHuge if c == huge_channel => sign * 1e38,
+                Magnitude::OneHuge if c % 2 == 0 => rng.uniform(-4.0, 4.0),
+                Magnitude::OneHuge => sign * 1e-30,
+                // 2^-149 (the smallest subnormal) up to about 2^-120.
+                Magnitude::Tiny => sign * 2f32.powi(-149) * rng.uniform(1.0, 6e8),
+                Magnitude::Zero => 0.0,
+            };
+            let (g, l) = (c / layout.lanes, c % layout.lanes);
+            data[g * layout.group_stride + p * layout.lanes + l] = x;
+        }
+    }
+    data
+}
+
+#[test]
+fn extreme_magnitudes_normalise_like_the_reference() {
+    // Huge values must normalise (a naive f32 sum of squares overflows to
+    // inf and gives zeros); tiny ones too when eps is small enough for their
+    // norm to matter (their squares underflow). Checked on every path,
+    // packing and padded stride, fp32 and bf16 (which has f32's range);
+    // fp16 cannot hold these magnitudes (its own are covered elsewhere).
+    use Magnitude::*;
+    let mut rng = Rng::new(6);
+    let classes = [Ordinary, Huge, Tiny, OneHuge, Zero, Huge, Tiny];
+    for (channels, elempack, cstep) in [
+        (3usize, 1, None),
+        (16, 1, Some(40)),
+        (16, 4, None),
+        (32, 8, Some(160)),
+        (48, 16, None),
+        (513, 1, None),
+    ] {
+        let mut view = MatView::dims3(7, 5, (channels / elempack) as i32, elempack as i32);
+        if let Some(cstep) = cstep {
+            view = view.with_cstep(cstep);
+        }
+        let data = extreme_values(&view, &mut rng, &classes);
+        for mode in MODES {
+            // eps 0: the tiny norms decide everything; 1e-30: they still
+            // matter; 1e-10: eps swamps them and their sums are not redone.
+            for eps in [0.0, 1e-30, 1e-10] {
+                let p = params(channels, eps, mode, false);
+                let weights = rng.vec(p.weight_count(), -30.0, 30.0);
+                let what = format!("extreme {mode:?} eps {eps}");
+                check_as::<f32>(view, &p, &weights, &data, &what);
+                check_as::<BF16>(view.with_16bit_storage(), &p, &weights, &data, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn huge_values_keep_their_direction() {
+    // Two channels (3e38, 4e38 would overflow f32; use 3e37, 4e37): the
+    // norm is 5e37, whose inverse is subnormal in f32.
+    for isa in Isa::available() {
+        for mode in MODES {
+            let view = MatView::dims1(2, 1);
+            let p = params(2, 1e-10, mode, false);
+            let forward = Forward::new::<f32>(&view, &p, &[1.0, 1.0]).unwrap();
+            let mut x = [3e37f32, -4e37];
+            forward.run_on(
+                isa,
+                &mut TensorMut::from_slice(&mut x, *forward.layout()).unwrap(),
+            );
+            assert!(
+                (x[0] - 0.6).abs() < 1e-6 && (x[1] + 0.8).abs() < 1e-6,
+                "{isa:?} {mode:?}: {x:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn infinities_follow_pytorch() {
+    // x / norm with an infinite norm: the infinite channel is inf/inf = NaN,
+    // the finite ones x/inf = 0, in every mode; other positions untouched.
+    for isa in Isa::available() {
+        for mode in MODES {
+            let view = MatView::dims3(2, 1, 3, 1);
+            let p = params(3, 1e-10, mode, false);
+            let forward = Forward::new::<f32>(&view, &p, &[1.0; 3]).unwrap();
+            let layout = *forward.layout();
+            let mut x = vec![1.0f32; layout.min_len];
+            x[layout.group_stride] = f32::INFINITY; // channel 1, position 0
+            forward.run_on(isa, &mut TensorMut::from_slice(&mut x, layout).unwrap());
+            let at = |c: usize, p: usize| x[c * layout.group_stride + p];
+            assert!(at(1, 0).is_nan(), "{isa:?} {mode:?}: {x:?}");
+            assert_eq!((at(0, 0), at(2, 0)), (0.0, 0.0), "{isa:?} {mode:?}");
+            let third = 1.0 / 3f32.sqrt();
+            assert!((at(0, 1) - third).abs() < 1e-6, "{isa:?} {mode:?}: {x:?}");
+        }
+    }
+}
+
 #[test]
 fn known_values() {
     // One position, channels (3, 4): norm 5.

@@ -5,6 +5,8 @@
 //!   (any target).
 //! * `x86`: the same algorithm register-blocked for AVX-512F, AVX2+FMA+F16C
 //!   and SSE2.
+//! * `norm`: sums of squares to factors, with an exact path for sums that
+//!   overflow or underflow f32.
 //! * [`element`]: fp32 / fp16 / bf16 storage.
 //!
 //! [`Forward`] is what both the safe slice API and the C++ layer go through:
@@ -12,6 +14,7 @@
 //! once, then runs any position range of it.
 
 pub mod element;
+mod norm;
 pub mod reference;
 mod tiled;
 #[cfg(target_arch = "x86_64")]
@@ -22,8 +25,9 @@ use std::sync::OnceLock;
 
 use crate::error::L2NormError;
 use crate::layout::{ChannelLayout, MatView, TensorMut};
-use crate::params::{EpsMode, L2NormParams};
+use crate::params::L2NormParams;
 use element::Element;
+use norm::Norm;
 
 /// The per-channel multiplier after normalisation.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +124,7 @@ const CACHE_RESIDENT_BYTES: usize = 2 << 20;
 #[derive(Debug, Clone, Copy)]
 pub struct Forward<'w> {
     layout: ChannelLayout,
-    params: L2NormParams,
+    norm: Norm,
     scale: Scale<'w>,
     elem_bytes: usize,
 }
@@ -147,7 +151,7 @@ impl<'w> Forward<'w> {
         };
         Ok(Forward {
             layout,
-            params: *params,
+            norm: Norm::new(params.eps, params.eps_mode, params.channels),
             scale,
             elem_bytes: E::STORAGE.bytes(),
         })
@@ -192,7 +196,7 @@ impl<'w> Forward<'w> {
     /// this CPU lacks it). Tests use it to check every path.
     pub fn run_on<E: Element>(&self, isa: Isa, t: &mut TensorMut<'_, E>) {
         debug_assert_eq!(*t.layout(), self.layout);
-        let (scale, eps, mode) = (self.scale, self.params.eps, self.params.eps_mode);
+        let (scale, norm) = (self.scale, self.norm);
         let lanes = self.layout.lanes;
         #[cfg(target_arch = "x86_64")]
         match isa {
@@ -213,19 +217,19 @@ impl<'w> Forward<'w> {
             Isa::Avx512 => {
                 if let Some(token) = x86::Avx512::new() {
                     // SAFETY: the token exists only on a CPU with AVX-512F.
-                    return unsafe { x86_avx512(token, t, scale, eps, mode) };
+                    return unsafe { x86_avx512(token, t, scale, norm) };
                 }
             }
             Isa::Avx2 => {
                 if let Some(token) = x86::Avx2::new() {
                     // SAFETY: the token exists only on a CPU with AVX2, FMA and F16C.
-                    return unsafe { x86_avx2(token, t, scale, eps, mode) };
+                    return unsafe { x86_avx2(token, t, scale, norm) };
                 }
             }
             Isa::Sse2 => {
                 if let Some(token) = x86::Sse2::new() {
                     // SAFETY: the token exists only on a CPU with SSE2.
-                    return unsafe { x86_sse2(token, t, scale, eps, mode) };
+                    return unsafe { x86_sse2(token, t, scale, norm) };
                 }
             }
             Isa::Scalar => {}
@@ -233,7 +237,7 @@ impl<'w> Forward<'w> {
         let _ = (isa, lanes);
         let tile =
             tiled::tile_positions(self.layout.channels(), lanes, self.elem_bytes, TILE_BYTES);
-        tiled::normalize(t, scale, eps, mode, tile)
+        tiled::normalize(t, scale, norm, tile)
     }
 }
 
@@ -247,8 +251,7 @@ macro_rules! x86_entry {
             token: $token,
             t: &mut TensorMut<'_, E>,
             scale: Scale<'_>,
-            eps: f32,
-            mode: EpsMode,
+            norm: Norm,
         ) {
             use element::Storage;
             // The element type is one of three; reinterpret the tensor as it.
@@ -256,14 +259,12 @@ macro_rules! x86_entry {
             // sealed), so each cast changes the type to itself, and `token`
             // proves the entry point's CPU features.
             match E::STORAGE {
-                Storage::F32 => unsafe {
-                    $entry(token, cast_tensor::<E, f32>(t), scale, eps, mode)
-                },
+                Storage::F32 => unsafe { $entry(token, cast_tensor::<E, f32>(t), scale, norm) },
                 Storage::F16 => unsafe {
-                    $entry(token, cast_tensor::<E, element::F16>(t), scale, eps, mode)
+                    $entry(token, cast_tensor::<E, element::F16>(t), scale, norm)
                 },
                 Storage::BF16 => unsafe {
-                    $entry(token, cast_tensor::<E, element::BF16>(t), scale, eps, mode)
+                    $entry(token, cast_tensor::<E, element::BF16>(t), scale, norm)
                 },
             }
         }

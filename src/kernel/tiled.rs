@@ -12,9 +12,9 @@
 //! `x *= k`.
 
 use super::element::Element;
+use super::norm::Norm;
 use super::Scale;
 use crate::layout::TensorMut;
-use crate::params::EpsMode;
 
 /// Largest tile, in elements of one channel group (positions * lanes).
 pub(crate) const MAX_TILE_FLOATS: usize = 4096;
@@ -23,8 +23,7 @@ pub(crate) const MAX_TILE_FLOATS: usize = 4096;
 pub(crate) fn normalize<E: Element>(
     t: &mut TensorMut<'_, E>,
     scale: Scale<'_>,
-    eps: f32,
-    eps_mode: EpsMode,
+    norm: Norm,
     tile: usize,
 ) {
     let layout = *t.layout();
@@ -58,7 +57,7 @@ pub(crate) fn normalize<E: Element>(
         for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
             *ss = lane_sums.iter().sum();
         }
-        invert_norms(inv, eps, eps_mode);
+        norm.invert_at(t, t0, inv);
         if lanes > 1 && 16 % lanes == 0 {
             // Spread the factors over the lanes so pass 2 runs in chunks of
             // 16 elements against one 16-float weight pattern per group.
@@ -110,25 +109,6 @@ fn scale_row<E: Element>(row: &mut [E], inv: &[f32], scale: Scale<'_>, g: usize,
                 }
             }
         }
-    }
-}
-
-/// Replaces each sum of squares by `1 / denominator`: one simple loop per
-/// mode, so each vectorises (sqrt and division are exact in every width).
-/// A NaN sum stays NaN in every mode, as in PyTorch.
-#[inline(always)]
-pub(crate) fn invert_norms(ss: &mut [f32], eps: f32, eps_mode: EpsMode) {
-    // max that keeps a NaN in `a` (f32::max would return `b`).
-    let max_nan = |a: f32, b: f32| if a.is_nan() || a >= b { a } else { b };
-    match eps_mode {
-        EpsMode::Add => ss.iter_mut().for_each(|s| *s = 1.0 / (s.sqrt() + eps)),
-        EpsMode::Caffe => ss.iter_mut().for_each(|s| *s = 1.0 / (*s + eps).sqrt()),
-        EpsMode::Max => ss
-            .iter_mut()
-            .for_each(|s| *s = 1.0 / max_nan(s.sqrt(), eps)),
-        EpsMode::TensorFlow => ss
-            .iter_mut()
-            .for_each(|s| *s = 1.0 / max_nan(*s, eps).sqrt()),
     }
 }
 

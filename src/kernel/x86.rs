@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 
 use super::element::{Element, BF16, F16};
-use super::tiled;
+use super::norm::Norm;
 use super::Scale;
 use crate::layout::TensorMut;
 use crate::params::EpsMode;
@@ -87,8 +87,7 @@ const TILE_BYTES: usize = 256 * 1024;
 unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
     t: &mut TensorMut<'_, E>,
     scale: Scale<'_>,
-    eps: f32,
-    eps_mode: EpsMode,
+    norm: Norm,
 ) {
     let layout = *t.layout();
     let lanes = layout.lanes;
@@ -107,7 +106,7 @@ unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
                 while p0 + step <= range.end {
                     // SAFETY: the CPU has V's instructions; the tile's
                     // positions lie in `range`; $nv·W is a multiple of lanes.
-                    unsafe { tile::<$nv, E, V>(t, p0, scale, eps, eps_mode) };
+                    unsafe { tile::<$nv, E, V>(t, p0, scale, norm) };
                     p0 += step;
                 }
             }
@@ -119,7 +118,7 @@ unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
     tiles_of!(2);
     tiles_of!(1);
     if p0 < range.end {
-        scalar_tail::<E, V>(t, p0..range.end, scale, eps, eps_mode);
+        scalar_tail::<E, V>(t, p0..range.end, scale, norm);
     }
 }
 
@@ -134,8 +133,7 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     t: &mut TensorMut<'_, E>,
     p0: usize,
     scale: Scale<'_>,
-    eps: f32,
-    eps_mode: EpsMode,
+    norm: Norm,
 ) {
     let layout = *t.layout();
     let lanes = layout.lanes;
@@ -162,23 +160,24 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
             // SAFETY: the CPU has V's instructions.
             unsafe { V::hsum16(a16, &mut inv) };
         }
-        tiled::invert_norms(&mut inv, eps, eps_mode);
+        norm.invert_at(t, p0, &mut inv);
         for (k, &inv) in k.iter_mut().zip(inv.iter()) {
             // SAFETY: the CPU has V's instructions.
             *k = unsafe { V::splat(inv) };
         }
     } else if lanes > 1 && lanes < V::W {
         // SAFETY: the CPU has V's instructions; NV·W <= 256 and is a multiple of lanes.
-        unsafe { spread_inverse_norms::<NV, V>(&a, &mut k, lanes, eps, eps_mode) };
+        unsafe { spread_inverse_norms::<NV, E, V>(t, p0, &a, &mut k, norm) };
     } else {
         // A position is one lane (lanes 1), one vector (lanes W, in a
         // narrower tile) or spans `per_position` vectors (lanes > W): add its
         // vectors by halves, then butterfly within the vector so every lane
         // holds the total, summed in `hsum`'s order, then invert in place.
         let per_position = (lanes / V::W).max(1);
-        for (ks, as_) in k
+        for (i, (ks, as_)) in k
             .chunks_exact_mut(per_position)
             .zip(a.chunks_exact(per_position))
+            .enumerate()
         {
             // SAFETY: the CPU has V's instructions.
             let mut sum = [unsafe { V::splat(0.0) }; 4]; // lanes <= 16, W >= 4
@@ -198,9 +197,31 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
                 s = unsafe { s.swap_add(d) };
                 d /= 2;
             }
-            // SAFETY: the CPU has V's instructions.
-            let inv = unsafe { invert(s, eps, eps_mode) };
-            ks.fill(inv);
+            let mut totals = [0.0f32; 16];
+            // SAFETY: the CPU has V's instructions; totals holds 16 >= W floats.
+            unsafe { s.store_acc(totals.as_mut_ptr()) };
+            if norm.any_untrusted(&totals[..V::W]) {
+                // Lanes 1: lane j is position p0 + i·W + j; otherwise the
+                // chunk is position p0 + i and every lane holds its total.
+                let positions = if lanes == 1 { V::W } else { 1 };
+                let first = p0 + i * positions;
+                for (j, s) in totals[..positions].iter_mut().enumerate() {
+                    *s = norm.factor(t, first + j, *s);
+                }
+                // SAFETY: the CPU has V's instructions; totals holds W floats.
+                let inv = unsafe {
+                    if lanes == 1 {
+                        V::load_acc(totals.as_ptr())
+                    } else {
+                        V::splat(totals[0])
+                    }
+                };
+                ks.fill(inv);
+            } else {
+                // SAFETY: the CPU has V's instructions.
+                let inv = unsafe { invert(s, norm) };
+                ks.fill(inv);
+            }
         }
     }
     // Pass 2: x *= k * w, factors in registers. Walking the groups
@@ -228,8 +249,7 @@ fn scalar_tail<E: Element, V: Vector>(
     t: &mut TensorMut<'_, E>,
     positions: std::ops::Range<usize>,
     scale: Scale<'_>,
-    eps: f32,
-    eps_mode: EpsMode,
+    norm: Norm,
 ) {
     let layout = *t.layout();
     let lanes = layout.lanes;
@@ -247,7 +267,7 @@ fn scalar_tail<E: Element, V: Vector>(
     for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
         *ss = lane_sums.iter().sum();
     }
-    tiled::invert_norms(inv, eps, eps_mode);
+    norm.invert_at(t, p0, inv);
     for g in 0..layout.groups {
         let row = t.row(g, p0..p1);
         for (xs, &k) in row.chunks_exact_mut(lanes).zip(inv.iter()) {
@@ -258,17 +278,18 @@ fn scalar_tail<E: Element, V: Vector>(
     }
 }
 
-/// `1 / denominator` in every lane, exactly as `tiled::invert_norms` computes
-/// it (sqrt, division and max are exact; NaN sums stay NaN).
+/// `1 / denominator` in every lane, exactly as [`Norm::invert`] computes
+/// it (sqrt, division and max are exact; NaN sums stay NaN), for sums the
+/// caller has checked are trusted.
 ///
 /// # Safety
 /// The CPU has V's instructions.
 #[inline(always)]
-unsafe fn invert<V: Vector>(ss: V, eps: f32, eps_mode: EpsMode) -> V {
+unsafe fn invert<V: Vector>(ss: V, norm: Norm) -> V {
     // SAFETY (all): the CPU has V's instructions (the caller's contract).
     unsafe {
-        let (one, e) = (V::splat(1.0), V::splat(eps));
-        let denom = match eps_mode {
+        let (one, e) = (V::splat(1.0), V::splat(norm.eps()));
+        let denom = match norm.mode() {
             EpsMode::Add => ss.sqrt().add(e),
             EpsMode::Caffe => ss.add(e).sqrt(),
             EpsMode::Max => ss.sqrt().max_keep_nan(e),
@@ -278,21 +299,23 @@ unsafe fn invert<V: Vector>(ss: V, eps: f32, eps_mode: EpsMode) -> V {
     }
 }
 
-/// Turns pass 1's per-lane sums `a` into per-element factors `k`: stores them,
-/// sums each position's lanes in order, inverts, and spreads the results back
-/// over the lanes: the path for 1 < lanes < W, where inverting whole vectors
-/// would repeat each square root W / lanes times.
+/// Turns pass 1's per-lane sums `a` for the tile at position `p0` into
+/// per-element factors `k`: stores them, sums each position's lanes in order,
+/// inverts, and spreads the results back over the lanes: the path for
+/// 1 < lanes < W, where inverting whole vectors would repeat each square
+/// root W / lanes times.
 ///
 /// # Safety
 /// The CPU has V's instructions; `NV·W <= 256` and is a multiple of `lanes`.
 #[inline(always)]
-unsafe fn spread_inverse_norms<const NV: usize, V: Vector>(
+unsafe fn spread_inverse_norms<const NV: usize, E: Element, V: Vector>(
+    t: &mut TensorMut<'_, E>,
+    p0: usize,
     a: &[V; NV],
     k: &mut [V; NV],
-    lanes: usize,
-    eps: f32,
-    eps_mode: EpsMode,
+    norm: Norm,
 ) {
+    let lanes = t.layout().lanes;
     let len = NV * V::W;
     let mut acc = [0.0f32; 16 * 16];
     let mut inv = [0.0f32; 16 * 16];
@@ -301,17 +324,13 @@ unsafe fn spread_inverse_norms<const NV: usize, V: Vector>(
         unsafe { a.store_acc(acc.as_mut_ptr().add(u * V::W)) };
     }
     let acc = &mut acc[..len];
-    if lanes == 1 {
-        tiled::invert_norms(acc, eps, eps_mode);
-    } else {
-        let inv = &mut inv[..len / lanes];
-        for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
-            *ss = lane_sums.iter().sum();
-        }
-        tiled::invert_norms(inv, eps, eps_mode);
-        for (ks, &k) in acc.chunks_exact_mut(lanes).zip(inv.iter()) {
-            ks.fill(k);
-        }
+    let inv = &mut inv[..len / lanes];
+    for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
+        *ss = lane_sums.iter().sum();
+    }
+    norm.invert_at(t, p0, inv);
+    for (ks, &k) in acc.chunks_exact_mut(lanes).zip(inv.iter()) {
+        ks.fill(k);
     }
     for (u, k) in k.iter_mut().enumerate() {
         // SAFETY: acc holds NV·W floats.
@@ -375,13 +394,12 @@ macro_rules! isa {
             _token: $token,
             t: &mut TensorMut<'_, E>,
             scale: Scale<'_>,
-            eps: f32,
-            eps_mode: EpsMode,
+            norm: Norm,
         ) where
             $vector: Io<E>,
         {
             // SAFETY: the token proves the features this function enables.
-            unsafe { normalize_blocked::<$u, E, $vector>(t, scale, eps, eps_mode) }
+            unsafe { normalize_blocked::<$u, E, $vector>(t, scale, norm) }
         }
     };
 }

@@ -1,0 +1,195 @@
+//! From a position's sum of squares to its factor `1 / denominator`, and the
+//! exact path for the positions whose float32 sum cannot be trusted.
+//!
+//! Every fast path sums squares in f32. That sum is exact enough (relative
+//! error about `channels · 2^-24`, see the tests' tolerance) while it is a
+//! normal float comfortably above the underflow range. Outside it:
+//!
+//! * **Overflow**: a square overflows once `|x|` passes about 1.8e19, and the
+//!   sum becomes `inf`, so a naive kernel turns finite inputs into zeros.
+//! * **Underflow**: squares below `2^-149` vanish and those below `2^-126`
+//!   lose bits, so the sum of a tiny vector is wrong or zero, which matters
+//!   only when eps is small enough not to swamp the norm.
+//!
+//! Such positions (and NaN ones) are recomputed from their values in f64,
+//! which holds every f32 square and sum, exactly as the reference does. The
+//! factor can still fall outside f32 (a norm of 1e38 has a subnormal
+//! inverse, a tiny norm with eps 0 an infinite one), so the position's values
+//! are first scaled in place by a power of two chosen so that the remaining
+//! factor lies in `[1, 2)`: `x · k = (x · 2^e) · (k · 2^-e)`, exact except for
+//! values whose result is itself subnormal. Pass 2 then multiplies as usual.
+//!
+//! The check costs one comparison per position; ordinary inputs never take
+//! the exact path.
+
+use super::element::Element;
+use crate::layout::TensorMut;
+use crate::params::EpsMode;
+
+/// How the sums of squares of one forward call become factors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Norm {
+    eps: f32,
+    mode: EpsMode,
+    /// Sums below this may have lost too much to underflow (0: none can
+    /// matter at this eps).
+    low: f32,
+}
+
+impl Norm {
+    pub(crate) fn new(eps: f32, mode: EpsMode, channels: usize) -> Norm {
+        // Each square that underflows loses at most 2^-150, so a sum may be
+        // short by `lost`. Below `low` that is more than 2^-25 of the sum.
+        let lost = channels as f64 * 2f64.powi(-150);
+        let low = (lost * 2f64.powi(25)).max(f64::from(f32::MIN_POSITIVE));
+        // The denominator moves by at most sqrt(lost) (modes taking the
+        // square root first) or lost (modes adding eps to the sum); when
+        // that is under 2^-25 of eps, eps swamps the loss.
+        let swamped = f64::from(eps) * 2f64.powi(-25) >= lost.sqrt().max(lost);
+        Norm {
+            eps,
+            mode,
+            low: if swamped { 0.0 } else { low as f32 },
+        }
+    }
+
+    pub(crate) fn eps(&self) -> f32 {
+        self.eps
+    }
+
+    pub(crate) fn mode(&self) -> EpsMode {
+        self.mode
+    }
+
+    /// A sum the f32 factor cannot be trusted for: overflowed, underflowed
+    /// past `low`, or NaN.
+    #[inline(always)]
+    pub(crate) fn untrusted(&self, ss: f32) -> bool {
+        !(ss >= self.low && ss <= f32::MAX)
+    }
+
+    /// Whether any of `ss` is [`untrusted`](Self::untrusted); branch-free, so it vectorises.
+    #[inline(always)]
+    pub(crate) fn any_untrusted(&self, ss: &[f32]) -> bool {
+        ss.iter().fold(false, |any, &s| any | self.untrusted(s))
+    }
+
+    /// Replaces each sum of squares by `1 / denominator`: one simple loop per
+    /// mode, so each vectorises (sqrt and division are exact in every width).
+    /// A NaN sum stays NaN in every mode, as in PyTorch.
+    #[inline(always)]
+    pub(crate) fn invert(&self, ss: &mut [f32]) {
+        let eps = self.eps;
+        match self.mode {
+            EpsMode::Add => ss.iter_mut().for_each(|s| *s = 1.0 / (s.sqrt() + eps)),
+            EpsMode::Caffe => ss.iter_mut().for_each(|s| *s = 1.0 / (*s + eps).sqrt()),
+            EpsMode::Max => ss
+                .iter_mut()
+                .for_each(|s| *s = 1.0 / max_keep_nan(s.sqrt(), eps)),
+            EpsMode::TensorFlow => ss
+                .iter_mut()
+                .for_each(|s| *s = 1.0 / max_keep_nan(*s, eps).sqrt()),
+        }
+    }
+
+    /// `invert` for the sums of positions `p0, p0 + 1, ...` of `t`, taking
+    /// the exact path for the untrusted ones.
+    #[inline(always)]
+    pub(crate) fn invert_at<E: Element>(
+        &self,
+        t: &mut TensorMut<'_, E>,
+        p0: usize,
+        ss: &mut [f32],
+    ) {
+        if self.any_untrusted(ss) {
+            self.invert_each(t, p0, ss);
+        } else {
+            self.invert(ss);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn invert_each<E: Element>(&self, t: &mut TensorMut<'_, E>, p0: usize, ss: &mut [f32]) {
+        for (p, s) in (p0..).zip(ss.iter_mut()) {
+            *s = self.factor(t, p, *s);
+        }
+    }
+
+    /// The factor of position `p` of `t` whose f32 sum of squares is `ss`.
+    pub(crate) fn factor<E: Element>(&self, t: &mut TensorMut<'_, E>, p: usize, ss: f32) -> f32 {
+        if self.untrusted(ss) {
+            self.exact(t, p)
+        } else {
+            let mut s = [ss];
+            self.invert(&mut s);
+            s[0]
+        }
+    }
+
+    /// The exact path: the factor of position `p` from its values in f64,
+    /// scaling the values in place when the factor does not fit f32.
+    #[cold]
+    #[inline(never)]
+    fn exact<E: Element>(&self, t: &mut TensorMut<'_, E>, p: usize) -> f32 {
+        let groups = t.layout().groups;
+        let mut ss = 0.0f64;
+        for g in 0..groups {
+            for x in t.row(g, p..p + 1) {
+                ss += f64::from(x.to_f32()).powi(2);
+            }
+        }
+        let k = self.mode.inv_norm_f64(ss, f64::from(self.eps));
+        if !(k.is_finite() && k > 0.0) || (k as f32).is_normal() {
+            // NaN, an infinite norm (k = 0: x · 0, as the reference does),
+            // or a factor f32 holds.
+            return k as f32;
+        }
+        // 2^e <= k < 2^(e+1); both scalings by 2^±e are exact in f64.
+        let e = k.log2().floor() as i32;
+        let scale = 2f64.powi(e);
+        for g in 0..groups {
+            for x in t.row(g, p..p + 1) {
+                *x = E::from_f32((f64::from(x.to_f32()) * scale) as f32);
+            }
+        }
+        (k / scale) as f32
+    }
+}
+
+/// `max` that keeps a NaN in `a` (`f32::max` would return `b`).
+#[inline(always)]
+fn max_keep_nan(a: f32, b: f32) -> f32 {
+    if a.is_nan() || a >= b {
+        a
+    } else {
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_sums_are_trusted() {
+        let n = Norm::new(1e-10, EpsMode::Add, 512);
+        assert!(!n.untrusted(1.0) && !n.untrusted(1e-20) && !n.untrusted(0.0));
+        assert!(n.untrusted(f32::INFINITY) && n.untrusted(f32::NAN));
+    }
+
+    #[test]
+    fn tiny_sums_are_untrusted_only_when_eps_cannot_swamp_them() {
+        for mode in [
+            EpsMode::Add,
+            EpsMode::Caffe,
+            EpsMode::Max,
+            EpsMode::TensorFlow,
+        ] {
+            let n = Norm::new(0.0, mode, 512);
+            assert!(n.untrusted(0.0) && n.untrusted(1e-40) && !n.untrusted(1e-30));
+            let n = Norm::new(1e-12, mode, 512);
+            assert!(!n.untrusted(0.0) && !n.untrusted(1e-40));
+        }
+    }
+}
