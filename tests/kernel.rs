@@ -385,7 +385,7 @@ fn chunks_partition_positions_and_match_whole_run() {
             for i in 0..n {
                 let r = forward.chunk_positions(i, n);
                 assert_eq!(r.start, covered, "chunks must be contiguous");
-                assert!(r.start % 16 == 0 || r.start == layout.positions);
+                assert!(r.start.is_multiple_of(16) || r.start == layout.positions);
                 covered = r.end;
                 // SAFETY: `data` holds the whole tensor (min_len floats) and is
                 // borrowed by nothing else; chunks run one after another.
