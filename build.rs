@@ -367,49 +367,60 @@ fn fetch_source(root: &Path) -> Result<PathBuf, String> {
 
 /// `CMAKE`, else `cmake` on PATH, else cmake from PyPI installed into the cache.
 fn find_cmake(root: &Path) -> Result<PathBuf, String> {
-    let works = |c: &Path| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if let Some(c) = env_var("CMAKE") {
-        return Ok(PathBuf::from(c));
+    let cache = root.parent().unwrap_or(root);
+    if let Some(cmake) = existing_cmake(cache) {
+        return Ok(cmake);
     }
-    if works(Path::new("cmake")) {
-        return Ok(PathBuf::from("cmake"));
-    }
-    let tools = root
-        .parent()
-        .unwrap_or(root)
-        .join(format!("tools/cmake-{CMAKE_PYPI_VERSION}"));
+    let tools = cmake_tools_dir(cache);
     let cmake = tools.join("cmake/data/bin/cmake");
-    if !works(&cmake) {
-        progress(&format!(
-            "installing cmake {CMAKE_PYPI_VERSION} from PyPI into {}",
-            tools.display()
+    progress(&format!(
+        "installing cmake {CMAKE_PYPI_VERSION} from PyPI into {}",
+        tools.display()
+    ));
+    let out = Command::new(python())
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(&tools)
+        .arg(format!("cmake=={CMAKE_PYPI_VERSION}"))
+        .output()
+        .map_err(|e| format!("cannot run {} -m pip: {e}", python()))?;
+    if !cmake_works(&cmake) {
+        return Err(format!(
+            "no cmake: none on PATH and `pip install cmake=={CMAKE_PYPI_VERSION}` failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
         ));
-        let out = Command::new(python())
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&tools)
-            .arg(format!("cmake=={CMAKE_PYPI_VERSION}"))
-            .output()
-            .map_err(|e| format!("cannot run {} -m pip: {e}", python()))?;
-        if !works(&cmake) {
-            return Err(format!(
-                "no cmake: none on PATH and `pip install cmake=={CMAKE_PYPI_VERSION}` failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
     }
     Ok(cmake)
+}
+
+/// `$CMAKE`, a cmake on PATH, or the one an earlier build put in `cache`.
+fn existing_cmake(cache: &Path) -> Option<PathBuf> {
+    if let Some(c) = env_var("CMAKE") {
+        return Some(PathBuf::from(c));
+    }
+    [
+        PathBuf::from("cmake"),
+        cmake_tools_dir(cache).join("cmake/data/bin/cmake"),
+    ]
+    .into_iter()
+    .find(|c| cmake_works(c))
+}
+
+fn cmake_tools_dir(cache: &Path) -> PathBuf {
+    cache.join(format!("tools/cmake-{CMAKE_PYPI_VERSION}"))
+}
+
+fn cmake_works(cmake: &Path) -> bool {
+    Command::new(cmake)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Runs `cmd`, appending its output to `log_path` and echoing build progress.
@@ -557,6 +568,16 @@ fn export_paths(ncnn: &Ncnn) {
         cxxflags.join(" ")
     );
     println!("cargo:rustc-env=NCNN_L2NORM_LIBS={}", libs.join(" "));
+    println!(
+        "cargo:rustc-env=NCNN_L2NORM_NCNN_SHARED={}",
+        u8::from(ncnn.shared)
+    );
+    // For the test that configures the CMake example consumer.
+    let cmake = cache_root().ok().and_then(|cache| existing_cmake(&cache));
+    println!(
+        "cargo:rustc-env=NCNN_L2NORM_CMAKE={}",
+        cmake.map(|c| c.display().to_string()).unwrap_or_default()
+    );
 }
 
 // ------------------------------------------------------------------ helpers

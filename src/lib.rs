@@ -19,7 +19,8 @@
 //! holds channels and positions), [`kernel`] (the computation, its code
 //! paths and its f64 reference), `bridge` (the cxx bridge), `c_api`
 //! (registration on a C-API net), [`model`] (reading and rewriting ncnn
-//! models for the `ncnn-l2norm fuse` tool).
+//! models for the `ncnn-l2norm fuse` tool), [`package`] (the headers,
+//! libraries, CMake package and pkg-config file `ncnn-l2norm install` writes).
 
 mod bridge;
 mod c_api;
@@ -27,6 +28,7 @@ mod error;
 pub mod kernel;
 mod layout;
 pub mod model;
+pub mod package;
 mod params;
 
 pub use c_api::{register_on_c_net, NcnnNet};

@@ -4,13 +4,22 @@
 //! over channels, sqrt, + eps, divide, scale) by one `L2Norm` layer, and with
 //! `--normalize` also ncnn `Normalize` layers in channel mode. Prints what it
 //! fused; on any problem prints why, writes nothing and exits non-zero.
+//!
+//! `ncnn-l2norm install --prefix DIR [--staticlib PATH]`
+//!
+//! Installs the headers, `libncnn_l2norm.a` (and `.so` next to a shared
+//! libncnn), a CMake package and a pkg-config file (see `package`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ncnn_l2norm::model::fuse::{fuse_files, FuseOptions};
+use ncnn_l2norm::package::{install, NcnnFlags};
 
 const USAGE: &str = "usage: ncnn-l2norm fuse IN.param IN.bin OUT.param OUT.bin [--normalize]
+       ncnn-l2norm install --prefix DIR [--staticlib PATH]
+
+fuse:
 
 Replaces each decomposed L2Norm (Split / square / Reduction sum / sqrt / + eps /
 div / mul by a MemoryData weight, as pnnx and onnx2ncnn write SSD's L2Norm) by one
@@ -20,10 +29,20 @@ weights are copied unchanged.
   --normalize   also turn ncnn Normalize layers in channel mode (0=0 4=1) into L2Norm
 
 Exit status: 0 when at least one layer was fused, 1 on any error (nothing is written),
-2 on bad usage.";
+2 on bad usage.
+
+install:
+Writes DIR/include/ncnn_l2norm/, DIR/lib/libncnn_l2norm.a (and libncnn_l2norm.so
+when the ncnn this was built against is shared), DIR/lib/cmake/ncnn_l2norm/ (for
+find_package(ncnn_l2norm)) and DIR/lib/pkgconfig/ncnn_l2norm.pc.
+  --staticlib PATH  the libncnn_l2norm.a to install (default: the one `cargo build`
+                    left next to this program)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("install") {
+        return install_command(&args[1..]);
+    }
     let mut opts = FuseOptions::default();
     let mut files = Vec::new();
     for a in &args {
@@ -65,4 +84,82 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn install_command(args: &[String]) -> ExitCode {
+    let mut prefix = None;
+    let mut staticlib = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match (a.as_str(), it.clone().next()) {
+            ("--prefix", Some(v)) => prefix = Some(PathBuf::from(v)),
+            ("--staticlib", Some(v)) => staticlib = Some(PathBuf::from(v)),
+            ("-h" | "--help", _) => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("ncnn-l2norm install: unexpected {a:?}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+        it.next();
+    }
+    let Some(prefix) = prefix else {
+        eprintln!("ncnn-l2norm install: --prefix DIR is required\n\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let staticlib = match staticlib.map_or_else(built_staticlib, Ok) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("ncnn-l2norm install: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match install(&prefix, &staticlib, &NcnnFlags::of_this_build()) {
+        Ok(files) => {
+            for f in files {
+                println!("installed {}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ncnn-l2norm install: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `libncnn_l2norm.a` next to this program, as `cargo build` leaves it;
+/// refused when a newer one sits in `deps/` (`cargo run` and `cargo test`
+/// rebuild the library there without copying it out).
+fn built_staticlib() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate this program: {e}"))?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let lib = dir.join("libncnn_l2norm.a");
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let Some(lib_time) = modified(&lib) else {
+        return Err(format!(
+            "{} not found: run `cargo build --release` first, or pass --staticlib",
+            lib.display()
+        ));
+    };
+    let newer_in_deps = std::fs::read_dir(dir.join("deps"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("libncnn_l2norm-") && name.ends_with(".a")
+        })
+        .find(|p| modified(p).is_some_and(|t| t > lib_time));
+    if let Some(newer) = newer_in_deps {
+        return Err(format!(
+            "{} is older than {}: run `cargo build --release` to refresh it, or pass --staticlib",
+            lib.display(),
+            newer.display()
+        ));
+    }
+    Ok(lib)
 }
