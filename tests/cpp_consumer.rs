@@ -112,8 +112,12 @@ fn one_net_many_threads_gives_bit_identical_outputs() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains("8 threads x 250 forwards: 0 mismatches"),
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("one Net, 8 threads x 250 forwards: 0 mismatches, 0 failures"))
+            .count(),
+        4,
         "{stdout}"
     );
 }
