@@ -61,6 +61,11 @@ impl Norm {
         self.mode
     }
 
+    /// Sums below this are untrusted (see [`untrusted`](Self::untrusted)).
+    pub(crate) fn low(&self) -> f32 {
+        self.low
+    }
+
     /// A sum the f32 factor cannot be trusted for: overflowed, underflowed
     /// past `low`, or NaN.
     #[inline(always)]
@@ -102,7 +107,10 @@ impl Norm {
         ss: &mut [f32],
     ) {
         if self.any_untrusted(ss) {
-            self.invert_each(t, p0, ss);
+            // A view of just these positions: `t` itself never reaches the
+            // out-of-line code, so the hot loops can keep its fields in
+            // registers across this call.
+            self.invert_each(t.sub_positions(p0..p0 + ss.len()), ss);
         } else {
             self.invert(ss);
         }
@@ -110,16 +118,18 @@ impl Norm {
 
     #[cold]
     #[inline(never)]
-    fn invert_each<E: Element>(&self, t: &mut TensorMut<'_, E>, p0: usize, ss: &mut [f32]) {
+    fn invert_each<E: Element>(&self, mut t: TensorMut<'_, E>, ss: &mut [f32]) {
+        let p0 = t.positions().start;
         for (p, s) in (p0..).zip(ss.iter_mut()) {
-            *s = self.factor(t, p, *s);
+            *s = self.factor(t.sub_positions(p..p + 1), *s);
         }
     }
 
-    /// The factor of position `p` of `t` whose f32 sum of squares is `ss`.
-    pub(crate) fn factor<E: Element>(&self, t: &mut TensorMut<'_, E>, p: usize, ss: f32) -> f32 {
+    /// The factor of the one position `t` holds, whose f32 sum of squares is `ss`.
+    #[inline(always)]
+    fn factor<E: Element>(&self, t: TensorMut<'_, E>, ss: f32) -> f32 {
         if self.untrusted(ss) {
-            self.exact(t, p)
+            self.exact(t)
         } else {
             let mut s = [ss];
             self.invert(&mut s);
@@ -127,15 +137,16 @@ impl Norm {
         }
     }
 
-    /// The exact path: the factor of position `p` from its values in f64,
-    /// scaling the values in place when the factor does not fit f32.
+    /// The exact path: the factor of the one position `t` holds, from its
+    /// values in f64, scaling the values in place when the factor does not
+    /// fit f32.
     #[cold]
     #[inline(never)]
-    fn exact<E: Element>(&self, t: &mut TensorMut<'_, E>, p: usize) -> f32 {
-        let groups = t.layout().groups;
+    fn exact<E: Element>(&self, mut t: TensorMut<'_, E>) -> f32 {
+        let (groups, p) = (t.layout().groups, t.positions());
         let mut ss = 0.0f64;
         for g in 0..groups {
-            for x in t.row(g, p..p + 1) {
+            for x in t.row(g, p.clone()) {
                 ss += f64::from(x.to_f32()).powi(2);
             }
         }
@@ -149,7 +160,7 @@ impl Norm {
         let e = k.log2().floor() as i32;
         let scale = 2f64.powi(e);
         for g in 0..groups {
-            for x in t.row(g, p..p + 1) {
+            for x in t.row(g, p.clone()) {
                 *x = E::from_f32((f64::from(x.to_f32()) * scale) as f32);
             }
         }

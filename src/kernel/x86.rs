@@ -36,6 +36,9 @@ pub(crate) trait Vector: Copy {
     unsafe fn sqrt(self) -> Self;
     /// Lane-wise `if self is NaN or self >= other { self } else { other }`.
     unsafe fn max_keep_nan(self, other: Self) -> Self;
+    /// Whether any lane is outside `[low, high]` (NaN included): with
+    /// `high = f32::MAX`, the vector form of `Norm::untrusted`.
+    unsafe fn any_outside(self, low: Self, high: Self) -> bool;
     /// `self + self` with lanes `i` and `i ^ d` exchanged (`d` a power of two below W).
     unsafe fn swap_add(self, d: usize) -> Self;
     /// Sum of the W lanes (one position's lanes when lanes == W), by halves.
@@ -174,6 +177,8 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
         // vectors by halves, then butterfly within the vector so every lane
         // holds the total, summed in `hsum`'s order, then invert in place.
         let per_position = (lanes / V::W).max(1);
+        // SAFETY: the CPU has V's instructions.
+        let (low, high) = unsafe { (V::splat(norm.low()), V::splat(f32::MAX)) };
         for (i, (ks, as_)) in k
             .chunks_exact_mut(per_position)
             .zip(a.chunks_exact(per_position))
@@ -197,19 +202,17 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
                 s = unsafe { s.swap_add(d) };
                 d /= 2;
             }
-            let mut totals = [0.0f32; 16];
-            // SAFETY: the CPU has V's instructions; totals holds 16 >= W floats.
-            unsafe { s.store_acc(totals.as_mut_ptr()) };
-            if norm.any_untrusted(&totals[..V::W]) {
+            // SAFETY: the CPU has V's instructions.
+            if unsafe { s.any_outside(low, high) } {
                 // Lanes 1: lane j is position p0 + i·W + j; otherwise the
                 // chunk is position p0 + i and every lane holds its total.
                 let positions = if lanes == 1 { V::W } else { 1 };
-                let first = p0 + i * positions;
-                for (j, s) in totals[..positions].iter_mut().enumerate() {
-                    *s = norm.factor(t, first + j, *s);
-                }
-                // SAFETY: the CPU has V's instructions; totals holds W floats.
+                let mut totals = [0.0f32; 16];
+                // SAFETY: the CPU has V's instructions; totals holds 16 >= W
+                // floats, which it then holds as factors.
                 let inv = unsafe {
+                    s.store_acc(totals.as_mut_ptr());
+                    norm.invert_at(t, p0 + i * positions, &mut totals[..positions]);
                     if lanes == 1 {
                         V::load_acc(totals.as_ptr())
                     } else {
@@ -511,6 +514,12 @@ impl Vector for V512 {
         V512(_mm512_max_ps(other.0, self.0))
     }
     #[inline(always)]
+    unsafe fn any_outside(self, low: Self, high: Self) -> bool {
+        let below = _mm512_cmp_ps_mask::<_CMP_NGE_UQ>(self.0, low.0);
+        let above = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(self.0, high.0);
+        (below | above) != 0
+    }
+    #[inline(always)]
     unsafe fn swap_add(self, d: usize) -> Self {
         let v = self.0;
         let swapped = match d {
@@ -696,6 +705,12 @@ impl Vector for V256 {
         V256(_mm256_max_ps(other.0, self.0))
     }
     #[inline(always)]
+    unsafe fn any_outside(self, low: Self, high: Self) -> bool {
+        let below = _mm256_cmp_ps::<_CMP_NGE_UQ>(self.0, low.0);
+        let above = _mm256_cmp_ps::<_CMP_NLE_UQ>(self.0, high.0);
+        _mm256_movemask_ps(_mm256_or_ps(below, above)) != 0
+    }
+    #[inline(always)]
     unsafe fn swap_add(self, d: usize) -> Self {
         let v = self.0;
         let swapped = match d {
@@ -834,6 +849,12 @@ impl Vector for V128 {
     unsafe fn max_keep_nan(self, other: Self) -> Self {
         // maxps returns its second operand when the comparison fails (NaN).
         V128(_mm_max_ps(other.0, self.0))
+    }
+    #[inline(always)]
+    unsafe fn any_outside(self, low: Self, high: Self) -> bool {
+        let below = _mm_cmpnge_ps(self.0, low.0);
+        let above = _mm_cmpnle_ps(self.0, high.0);
+        _mm_movemask_ps(_mm_or_ps(below, above)) != 0
     }
     #[inline(always)]
     unsafe fn swap_add(self, d: usize) -> Self {
