@@ -5,8 +5,9 @@
 //! Then it fuses converter output from `tests/fixtures/fuse/` with
 //! `ncnn-l2norm fuse` and times each model before and after.
 //!
-//! `cargo bench -- --quick` takes fewer samples; `-- --only 512x38x38` times
-//! one tensor; `-- --fused-only` runs only the before/after-fuse rows.
+//! `cargo bench --bench l2norm -- --quick` takes fewer samples; `-- --only 512x38x38` times
+//! one tensor (and the whole nets), `-- --only huge` only the ordinary versus
+//! huge-input rows; `-- --fused-only` runs only the before/after-fuse rows.
 
 #[path = "../tests/common/cpp.rs"]
 mod cpp;

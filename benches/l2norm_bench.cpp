@@ -369,6 +369,59 @@ static int pair_main(int argc, char** argv)
     return 0;
 }
 
+// Ordinary inputs against inputs that take the kernel's exact path (huge
+// values whose f32 sum of squares overflows): each sample normalises a fresh
+// copy (the copy is not timed), since a forward leaves normalised values.
+static void numerics_rows(int samples)
+{
+    printf("\nHuge inputs (fp32, 1 thread; each sample times one forward on a fresh copy):\n\n");
+    printf("| tensor (c x h x w) | elempack | ordinary ms | 1 in 1000 positions huge ms | all positions huge ms | floor ms | ordinary/floor | all huge/ordinary |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    const int shapes[][3] = {{512, 38, 38}, {256, 150, 150}};
+    for (int s = 0; s < 2; s++)
+    {
+        const int c = shapes[s][0], h = shapes[s][1], w = shapes[s][2];
+        ncnn::Mat data[3];
+        for (int v = 0; v < 3; v++)
+        {
+            data[v].create(w, h, c);
+            unsigned int state = 4321u + s;
+            for (int q = 0; q < c; q++)
+                for (int i = 0; i < w * h; i++)
+                {
+                    const bool huge = v == 2 || (v == 1 && i % 1000 == 7);
+                    data[v].channel(q)[i] = uniform(state) * (huge ? 1e30f : 1.f);
+                }
+        }
+        for (int elempack = 1; elempack <= 16; elempack += 15)
+        {
+            ncnn::Option opt;
+            opt.num_threads = 1;
+            opt.use_packing_layout = true;
+            ncnn::Mat packed[3];
+            for (int v = 0; v < 3; v++)
+                ncnn::convert_packing(data[v], packed[v], elempack, opt);
+            ncnn::Layer* l2 = make_l2norm(c, opt);
+            std::vector<double> t[4];
+            for (int k = 0; k < samples + 1; k++)
+            {
+                for (int v = 0; v < 4; v++)
+                {
+                    ncnn::Mat m = packed[v == 3 ? 0 : v].clone();
+                    const double ms = v == 3 ? time_once([&] { floor_pass(m, 0, 1.f, 1); }, 1)
+                                             : time_once([&] { l2->forward_inplace(m, opt); }, 1);
+                    if (k > 0)
+                        t[v].push_back(ms);
+                }
+            }
+            const double a = median(t[0]), b = median(t[1]), cc = median(t[2]), f = median(t[3]);
+            printf("| %d x %d x %d | %d | %.4f | %.4f | %.4f | %.4f | %.2f | %.2f |\n", c, h, w, elempack, a, b, cc, f, a / f, cc / a);
+            fflush(stdout);
+            delete l2;
+        }
+    }
+}
+
 int main(int argc, char** argv)
 {
     if (argc > 1 && strcmp(argv[1], "--pair") == 0)
@@ -494,6 +547,12 @@ int main(int argc, char** argv)
             }
     }
 
+    if (only && strcmp(only, "huge") == 0)
+    {
+        numerics_rows(samples);
+        return 0;
+    }
+
     // Whole nets with ncnn's defaults (packing on, fp32): SSD300's conv4_3
     // shape, 512 x 38 x 38, through conv 3x3 -> X -> conv 3x3 (16 outputs).
     printf("\nWhole net, Input 512x38x38 -> Convolution 3x3 512 -> X -> Convolution 3x3 16, default options:\n\n");
@@ -527,6 +586,8 @@ int main(int argc, char** argv)
         if (tsv)
             fprintf(tsv, "net\t-\t%d\tfp32\t%.5f\t%.5f\t%.5f\t-1\n", threads, a, b, c);
     }
+    if (!only)
+        numerics_rows(samples);
     if (tsv)
         fclose(tsv);
     return 0;
