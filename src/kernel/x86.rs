@@ -184,18 +184,18 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
             .zip(a.chunks_exact(per_position))
             .enumerate()
         {
+            // By halves (lanes <= 16 and W >= 4, so 1, 2 or 4 vectors),
+            // written out: a runtime-length copy into a scratch array cost a
+            // memset and a memcpy call per position.
             // SAFETY: the CPU has V's instructions.
-            let mut sum = [unsafe { V::splat(0.0) }; 4]; // lanes <= 16, W >= 4
-            sum[..per_position].copy_from_slice(as_);
-            let mut n = per_position;
-            while n > 1 {
-                n /= 2;
-                for i in 0..n {
-                    // SAFETY: the CPU has V's instructions.
-                    sum[i] = unsafe { sum[i].add(sum[i + n]) };
+            let mut s = unsafe {
+                match *as_ {
+                    [a] => a,
+                    [a, b] => a.add(b),
+                    [a, b, c, d] => a.add(c).add(b.add(d)),
+                    _ => unreachable!("a position spans 1, 2 or 4 vectors"),
                 }
-            }
-            let mut s = sum[0];
+            };
             let mut d = lanes.min(V::W) / 2;
             while d >= 1 {
                 // SAFETY: the CPU has V's instructions; d < W.
