@@ -320,10 +320,13 @@ unsafe fn spread_inverse_norms<const NV: usize, E: Element, V: Vector>(
 ) {
     let lanes = t.layout().lanes;
     let len = NV * V::W;
-    let mut acc = [0.0f32; 16 * 16];
-    let mut inv = [0.0f32; 16 * 16];
+    // Sized by NV (16 floats per vector, W <= 16): zeroing scratch space the
+    // tile does not use was a measurable part of small tiles.
+    let mut acc = [[0.0f32; 16]; NV];
+    let mut inv = [0.0f32; 128]; // lanes >= 2: at most 256 / 2 positions
+    let acc = acc.as_flattened_mut();
     for (u, a) in a.iter().enumerate() {
-        // SAFETY: acc holds 256 >= NV·W floats.
+        // SAFETY: acc holds 16·NV >= NV·W floats.
         unsafe { a.store_acc(acc.as_mut_ptr().add(u * V::W)) };
     }
     let acc = &mut acc[..len];
