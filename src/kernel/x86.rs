@@ -168,14 +168,13 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
             // SAFETY: the CPU has V's instructions.
             *k = unsafe { V::splat(inv) };
         }
-    } else if lanes > 1 && lanes < V::W {
-        // SAFETY: the CPU has V's instructions; NV·W <= 256 and is a multiple of lanes.
-        unsafe { spread_inverse_norms::<NV, E, V>(t, p0, &a, &mut k, norm) };
     } else {
-        // A position is one lane (lanes 1), one vector (lanes W, in a
-        // narrower tile) or spans `per_position` vectors (lanes > W): add its
-        // vectors by halves, then butterfly within the vector so every lane
-        // holds the total, summed in `hsum`'s order, then invert in place.
+        // A position is one lane (lanes 1), a run of lanes within a vector
+        // (1 < lanes < W), one vector (lanes W, in a narrower tile) or spans
+        // `per_position` vectors (lanes > W): add its vectors by halves, then
+        // butterfly within the vector so each of its lanes holds the total,
+        // summed in `hsum`'s order, then invert whole vectors (each lane of a
+        // position computes the same factor; cheaper than gathering them).
         let per_position = (lanes / V::W).max(1);
         // SAFETY: the CPU has V's instructions.
         let (low, high) = unsafe { (V::splat(norm.low()), V::splat(f32::MAX)) };
@@ -204,20 +203,23 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
             }
             // SAFETY: the CPU has V's instructions.
             if unsafe { s.any_outside(low, high) } {
-                // Lanes 1: lane j is position p0 + i·W + j; otherwise the
-                // chunk is position p0 + i and every lane holds its total.
-                let positions = if lanes == 1 { V::W } else { 1 };
-                let mut totals = [0.0f32; 16];
-                // SAFETY: the CPU has V's instructions; totals holds 16 >= W
-                // floats, which it then holds as factors.
+                // The vector holds `positions` positions, their totals
+                // `step` lanes apart: position p0 + i·positions + j's total
+                // is lane j·step.
+                let positions = (V::W / lanes).max(1);
+                let step = lanes.min(V::W);
+                let (mut totals, mut factors) = ([0.0f32; 16], [0.0f32; 16]);
+                // SAFETY: the CPU has V's instructions; both hold 16 >= W floats.
                 let inv = unsafe {
                     s.store_acc(totals.as_mut_ptr());
-                    norm.invert_at(t, p0 + i * positions, &mut totals[..positions]);
-                    if lanes == 1 {
-                        V::load_acc(totals.as_ptr())
-                    } else {
-                        V::splat(totals[0])
+                    for (j, f) in factors[..positions].iter_mut().enumerate() {
+                        *f = totals[j * step];
                     }
+                    norm.invert_at(t, p0 + i * positions, &mut factors[..positions]);
+                    for (l, k) in totals[..V::W].iter_mut().enumerate() {
+                        *k = factors[l / step];
+                    }
+                    V::load_acc(totals.as_ptr())
                 };
                 ks.fill(inv);
             } else {
@@ -266,9 +268,10 @@ fn scalar_tail<E: Element, V: Vector>(
         }
     }
     let inv = &mut inv[..p1 - p0];
-    // In order, as `spread_inverse_norms` sums: only lanes < W get here.
-    for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
-        *ss = lane_sums.iter().sum();
+    // Only lanes < W get here: sum each position's lanes in the vectors'
+    // butterfly order, so results never depend on where a tile ends.
+    for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact_mut(lanes)) {
+        *ss = butterfly_sum(lane_sums);
     }
     norm.invert_at(t, p0, inv);
     for g in 0..layout.groups {
@@ -279,6 +282,20 @@ fn scalar_tail<E: Element, V: Vector>(
             }
         }
     }
+}
+
+/// The sum of `x` (a power-of-two length) in the order `swap_add` sums a
+/// vector's lanes: halves added lane by lane, repeatedly (`x` is scratch).
+#[inline(always)]
+fn butterfly_sum(x: &mut [f32]) -> f32 {
+    let mut n = x.len();
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            x[i] += x[i + n];
+        }
+    }
+    x[0]
 }
 
 /// `1 / denominator` in every lane, exactly as [`Norm::invert`] computes
@@ -299,48 +316,6 @@ unsafe fn invert<V: Vector>(ss: V, norm: Norm) -> V {
             EpsMode::TensorFlow => ss.max_keep_nan(e).sqrt(),
         };
         one.div(denom)
-    }
-}
-
-/// Turns pass 1's per-lane sums `a` for the tile at position `p0` into
-/// per-element factors `k`: stores them, sums each position's lanes in order,
-/// inverts, and spreads the results back over the lanes: the path for
-/// 1 < lanes < W, where inverting whole vectors would repeat each square
-/// root W / lanes times.
-///
-/// # Safety
-/// The CPU has V's instructions; `NV·W <= 256` and is a multiple of `lanes`.
-#[inline(always)]
-unsafe fn spread_inverse_norms<const NV: usize, E: Element, V: Vector>(
-    t: &mut TensorMut<'_, E>,
-    p0: usize,
-    a: &[V; NV],
-    k: &mut [V; NV],
-    norm: Norm,
-) {
-    let lanes = t.layout().lanes;
-    let len = NV * V::W;
-    // Sized by NV (16 floats per vector, W <= 16): zeroing scratch space the
-    // tile does not use was a measurable part of small tiles.
-    let mut acc = [[0.0f32; 16]; NV];
-    let mut inv = [0.0f32; 128]; // lanes >= 2: at most 256 / 2 positions
-    let acc = acc.as_flattened_mut();
-    for (u, a) in a.iter().enumerate() {
-        // SAFETY: acc holds 16·NV >= NV·W floats.
-        unsafe { a.store_acc(acc.as_mut_ptr().add(u * V::W)) };
-    }
-    let acc = &mut acc[..len];
-    let inv = &mut inv[..len / lanes];
-    for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact(lanes)) {
-        *ss = lane_sums.iter().sum();
-    }
-    norm.invert_at(t, p0, inv);
-    for (ks, &k) in acc.chunks_exact_mut(lanes).zip(inv.iter()) {
-        ks.fill(k);
-    }
-    for (u, k) in k.iter_mut().enumerate() {
-        // SAFETY: acc holds NV·W floats.
-        *k = unsafe { V::load_acc(acc.as_ptr().add(u * V::W)) };
     }
 }
 
