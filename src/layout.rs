@@ -43,7 +43,7 @@ impl MatView {
     /// (each channel rounded up to 16 bytes).
     pub fn dims3(w: i32, h: i32, c: i32, elempack: i32) -> Self {
         let elemsize = 4 * elempack.max(1) as usize;
-        let cstep = aligned_cstep(w as usize * h as usize, elemsize);
+        let cstep = aligned_cstep((w as usize).saturating_mul(h as usize), elemsize);
         MatView {
             dims: 3,
             w,
@@ -59,7 +59,12 @@ impl MatView {
     /// A dims-4 fp32 `Mat`, `cstep` as ncnn computes it.
     pub fn dims4(w: i32, h: i32, d: i32, c: i32, elempack: i32) -> Self {
         let elemsize = 4 * elempack.max(1) as usize;
-        let cstep = aligned_cstep(w as usize * h as usize * d as usize, elemsize);
+        let cstep = aligned_cstep(
+            (w as usize)
+                .saturating_mul(h as usize)
+                .saturating_mul(d as usize),
+            elemsize,
+        );
         MatView {
             dims: 4,
             w,
@@ -83,7 +88,7 @@ impl MatView {
             c: 1,
             elempack,
             elemsize,
-            cstep: w as usize * h as usize,
+            cstep: (w as usize).saturating_mul(h as usize),
         }
     }
 
@@ -156,11 +161,14 @@ impl MatView {
             self.d as usize,
             self.c as usize,
         );
+        // Everything below is in elements; refuse shapes whose extent overflows.
+        let overflow = || L2NormError::BadShape(format!("{self:?} overflows the address space"));
         let (groups, positions, group_stride) = match self.dims {
             1 => (w, 1, 1),
             2 => (h, w, w),
+            // w, h < 2^31: w*h fits; w*h*d may not.
             3 => (c, w * h, self.cstep),
-            _ => (c, w * h * d, self.cstep),
+            _ => (c, (w * h).checked_mul(d).ok_or_else(overflow)?, self.cstep),
         };
         if groups == 0 || positions == 0 {
             return Err(L2NormError::EmptyInput);
@@ -171,8 +179,6 @@ impl MatView {
                 self.cstep, positions
             ));
         }
-        // Everything below is in elements; refuse shapes whose extent overflows.
-        let overflow = || L2NormError::BadShape(format!("{self:?} overflows the address space"));
         let group_stride = group_stride.checked_mul(lanes).ok_or_else(overflow)?;
         let row_len = positions.checked_mul(lanes).ok_or_else(overflow)?;
         let min_len = (groups - 1)
@@ -191,8 +197,13 @@ impl MatView {
 }
 
 /// ncnn's `cstep` for a channel of `size` elements: rounded up to 16 bytes.
+/// Saturates where that overflows (negative or absurd extents, which
+/// `layout` refuses) instead of panicking in debug builds.
 fn aligned_cstep(size: usize, elemsize: usize) -> usize {
-    (size * elemsize).div_ceil(16) * 16 / elemsize
+    size.saturating_mul(elemsize)
+        .div_ceil(16)
+        .saturating_mul(16)
+        / elemsize
 }
 
 /// A checked view of where channels and positions live in a buffer (in elements).
@@ -379,6 +390,17 @@ mod tests {
         ));
         assert!(matches!(
             MatView::dims3(i32::MAX, i32::MAX, i32::MAX, 16).layout(Storage::F32),
+            Err(L2NormError::BadShape(_))
+        ));
+        // w*h*d itself overflows usize (it wrapped in release, panicked in debug).
+        assert!(matches!(
+            MatView::dims4(i32::MAX, i32::MAX, i32::MAX, 1, 1).layout(Storage::F32),
+            Err(L2NormError::BadShape(_))
+        ));
+        assert!(matches!(
+            MatView::dims4(i32::MAX, i32::MAX, i32::MAX, 1, 1)
+                .with_cstep(usize::MAX)
+                .layout(Storage::F32),
             Err(L2NormError::BadShape(_))
         ));
     }
