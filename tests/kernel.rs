@@ -281,6 +281,20 @@ fn extreme_magnitudes_normalise_like_the_reference() {
 }
 
 #[test]
+fn a_lone_subnormal_with_eps_0_becomes_its_weight() {
+    // Found by the kernel fuzz target: one bf16 channel of -9.09e-39, eps 0.
+    // Its factor 1.1e38 fits f32, but factor · weight overflowed to inf; the
+    // exact path now scales such positions so the factor stays near 1.
+    let view = MatView::dims1(1, 1);
+    for mode in MODES {
+        let p = params(1, 0.0, mode, true);
+        let what = format!("lone subnormal {mode:?}");
+        check_as::<f32>(view, &p, &[3.175], &[-9.091714e-39], &what);
+        check_as::<BF16>(view.with_16bit_storage(), &p, &[3.175], &[-9.091714e-39], &what);
+    }
+}
+
+#[test]
 fn huge_values_keep_their_direction() {
     // Two channels (3e38, 4e38 would overflow f32; use 3e37, 4e37): the
     // norm is 5e37, whose inverse is subnormal in f32.

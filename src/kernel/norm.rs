@@ -14,10 +14,12 @@
 //! Such positions (and NaN ones) are recomputed from their values in f64,
 //! which holds every f32 square and sum, exactly as the reference does. The
 //! factor can still fall outside f32 (a norm of 1e38 has a subnormal
-//! inverse, a tiny norm with eps 0 an infinite one), so the position's values
-//! are first scaled in place by a power of two chosen so that the remaining
-//! factor lies in `[1, 2)`: `x · k = (x · 2^e) · (k · 2^-e)`, exact except for
-//! values whose result is itself subnormal. Pass 2 then multiplies as usual.
+//! inverse, a tiny norm with eps 0 an infinite one) or so close to its edge
+//! that pass 2's `k · weight` overflows, so unless it lies in
+//! `[2^-64, 2^64]` the position's values are first scaled in place by a power
+//! of two chosen so that the remaining factor lies in `[1, 2)`:
+//! `x · k = (x · 2^e) · (k · 2^-e)`, exact except for values whose result is
+//! itself subnormal. Pass 2 then multiplies as usual.
 //!
 //! The check costs one comparison per position; ordinary inputs never take
 //! the exact path.
@@ -151,9 +153,10 @@ impl Norm {
             }
         }
         let k = self.mode.inv_norm_f64(ss, f64::from(self.eps));
-        if !(k.is_finite() && k > 0.0) || (k as f32).is_normal() {
+        if !(k.is_finite() && k > 0.0) || (2f64.powi(-64)..=2f64.powi(64)).contains(&k) {
             // NaN, an infinite norm (k = 0: x · 0, as the reference does),
-            // or a factor f32 holds.
+            // or a factor as tame as the fast path's, so that pass 2's
+            // `k · weight` cannot overflow where the result would not.
             return k as f32;
         }
         // 2^e <= k < 2^(e+1); both scalings by 2^±e are exact in f64.
