@@ -79,6 +79,9 @@ struct Ncnn {
     threads: bool,
     rtti: bool,
     exceptions: bool,
+    /// The C API has `ncnn_option_set_use_packing_layout` (ncnn 1.0.20250503
+    /// does not): the tests that drive nets through the C API can turn packing off.
+    c_api_packing_option: bool,
 }
 
 // ---------------------------------------------------------------- discovery
@@ -231,6 +234,7 @@ fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
         !targets.contains("-fno-rtti")
     };
     let exceptions = !targets.contains("-fno-exceptions");
+    let c_api_h = fs::read_to_string(include_dir.join("c_api.h")).unwrap_or_default();
     Some(Ncnn {
         prefix: prefix.to_path_buf(),
         origin: origin.to_string(),
@@ -242,6 +246,7 @@ fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
         threads: platform("NCNN_THREADS"),
         rtti,
         exceptions,
+        c_api_packing_option: c_api_h.contains("ncnn_option_set_use_packing_layout("),
     })
 }
 
@@ -625,6 +630,12 @@ fn export_paths(ncnn: &Ncnn) {
         cxxflags.join(" ")
     );
     println!("cargo:rustc-env=NCNN_L2NORM_LIBS={}", libs.join(" "));
+
+    // The tests declare ncnn's C API by hand; this one is not in every release.
+    println!("cargo:rustc-check-cfg=cfg(ncnn_c_api_packing_option)");
+    if ncnn.c_api_packing_option {
+        println!("cargo:rustc-cfg=ncnn_c_api_packing_option");
+    }
 }
 
 // ------------------------------------------------------------------ helpers

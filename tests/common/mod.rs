@@ -23,6 +23,7 @@ extern "C" {
     fn ncnn_net_load_param(net: NcnnNet, path: *const c_char) -> c_int;
     fn ncnn_net_load_model(net: NcnnNet, path: *const c_char) -> c_int;
     fn ncnn_option_set_num_threads(opt: NcnnOption, n: c_int);
+    #[cfg(ncnn_c_api_packing_option)]
     fn ncnn_option_set_use_packing_layout(opt: NcnnOption, on: c_int);
     fn ncnn_extractor_create(net: NcnnNet) -> NcnnExtractor;
     fn ncnn_extractor_destroy(ex: NcnnExtractor);
@@ -42,6 +43,22 @@ extern "C" {
     fn ncnn_mat_get_elempack(mat: NcnnMat) -> c_int;
     fn ncnn_mat_get_cstep(mat: NcnnMat) -> usize;
     fn ncnn_mat_get_data(mat: NcnnMat) -> *mut c_void;
+}
+
+/// Whether nets made here can run with packing off. ncnn 1.0.20250503's C API
+/// has no `ncnn_option_set_use_packing_layout`, so its C API nets always pack
+/// (ncnn's default); build.rs checks this ncnn's `c_api.h`.
+pub const C_API_PACKING_OFF: bool = cfg!(ncnn_c_api_packing_option);
+
+/// The (threads, packing) rows the net tests run under: 1 and 2 threads,
+/// packing off and on; without the packing-off rows where the C API cannot
+/// turn packing off (`net_c_api::net_tests_run_with_packing_off` is then
+/// ignored, saying so).
+pub fn net_options() -> Vec<(i32, bool)> {
+    [(1, false), (1, true), (2, false), (2, true)]
+        .into_iter()
+        .filter(|&(_, packing)| packing || C_API_PACKING_OFF)
+        .collect()
 }
 
 /// A dense fp32 tensor in ncnn's shape terms (elempack 1), as `(shape, values)`.
@@ -99,7 +116,10 @@ impl Net {
             let net = ncnn_net_create();
             let opt = ncnn_net_get_option(net);
             ncnn_option_set_num_threads(opt, threads);
+            #[cfg(ncnn_c_api_packing_option)]
             ncnn_option_set_use_packing_layout(opt, packing as c_int);
+            #[cfg(not(ncnn_c_api_packing_option))]
+            assert!(packing, "this ncnn's C API cannot turn packing off");
             Net(net)
         }
     }
