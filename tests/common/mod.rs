@@ -61,6 +61,41 @@ pub fn net_options() -> Vec<(i32, bool)> {
         .collect()
 }
 
+/// Whether this ncnn refuses a bad model cleanly: `Net::load_param` returns
+/// an error and the net can then be destroyed. Probed once per test binary, in
+/// a child process (`tests/cpp/refusal_probe.cpp`, which does not involve our
+/// layer). ncnn 1.0.20250503 does not: it crashes in `Net::clear` on layers it
+/// has not created, and carries on past a layer's failed `load_param`.
+pub fn ncnn_refuses_models_cleanly() -> bool {
+    static PROBE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PROBE.get_or_init(|| {
+        let exe = cpp::build_program("tests/cpp/refusal_probe.cpp", &["-O1"]);
+        let out = std::process::Command::new(&exe)
+            .output()
+            .expect("run the refusal probe");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let how = match out.status.code() {
+            Some(0) => return true,
+            Some(1) => "accepted a model it should refuse".to_string(),
+            Some(c) => panic!("refusal probe exited with {c}:\n{stdout}"),
+            None => format!("crashed ({})", out.status),
+        };
+        println!("ncnn refusal probe {how}:\n{}", stdout.trim_end());
+        false
+    })
+}
+
+/// For a test (or part of one) that needs ncnn to refuse models: false, after
+/// saying so on the test's output (`--show-output` shows it; `.ci/matrix`
+/// lists it), when this ncnn cannot.
+pub fn ncnn_can_refuse_models(what: &str) -> bool {
+    let ok = ncnn_refuses_models_cleanly();
+    if !ok {
+        println!("skipped: {what}: this ncnn cannot refuse a model without crashing");
+    }
+    ok
+}
+
 /// A dense fp32 tensor in ncnn's shape terms (elempack 1), as `(shape, values)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
