@@ -349,6 +349,23 @@ fn unfused_opset13_models_are_wrong_so_refusing_them_is_right() {
     {
         let (pf, b) = load(&fx);
         let (threads, packing) = net_options()[0];
+        // ncnn 1.0.20250503's Reduction gives an empty blob for the empty axes
+        // list (later releases reduce nothing) and ncnn then crashes in the
+        // next layer: there is no output to compare.
+        let reduction = pf.layers.iter().find(|l| l.ty == "Reduction").unwrap();
+        let input = fx.input.as_ref().unwrap();
+        let net = Net::new("L2Norm", threads, packing);
+        net.load(&pf.to_text(), &b).unwrap();
+        if net
+            .blob_is_empty(&input.name, &input.tensor, &reduction.tops[0])
+            .unwrap()
+        {
+            println!(
+                "skipped: {}: this ncnn's Reduction gives an empty blob for an empty axes list, and the layer after it crashes ncnn",
+                fx.name
+            );
+            continue;
+        }
         let got = run(&pf.to_text(), &b, &fx, threads, packing);
         let worst = got[0]
             .data

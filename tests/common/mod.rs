@@ -204,6 +204,27 @@ impl Net {
 
     /// Feeds `input` to blob `in_name` and extracts each of `outputs`, unpacked to elempack 1.
     pub fn run(&self, in_name: &str, input: &Tensor, outputs: &[&str]) -> Result<Vec<Tensor>, i32> {
+        // SAFETY: extract hands over live fp32 Mats.
+        self.extract(in_name, input, outputs, |m| unsafe { read_mat(m) })
+    }
+
+    /// Whether ncnn gives blob `name` as an empty Mat when `input` is fed to `in_name`.
+    pub fn blob_is_empty(&self, in_name: &str, input: &Tensor, name: &str) -> Result<bool, i32> {
+        // SAFETY: extract hands over live Mats.
+        self.extract(in_name, input, &[name], |m| unsafe {
+            ncnn_mat_get_dims(m) == 0
+        })
+        .map(|v| v[0])
+    }
+
+    /// `run` with `read` taking each extracted Mat (destroyed after it returns).
+    fn extract<T>(
+        &self,
+        in_name: &str,
+        input: &Tensor,
+        outputs: &[&str],
+        mut read: impl FnMut(NcnnMat) -> T,
+    ) -> Result<Vec<T>, i32> {
         // SAFETY: the Mat is created with input's shape and filled within its
         // channels' bounds; handles are destroyed exactly once.
         unsafe {
@@ -232,7 +253,7 @@ impl Net {
                     }
                     break;
                 }
-                results.push(read_mat(m));
+                results.push(read(m));
                 ncnn_mat_destroy(m);
             }
             ncnn_extractor_destroy(ex);
