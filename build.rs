@@ -6,11 +6,12 @@
 //!    `lib/libncnn.a` or `.so`). If it is set but wrong, the build fails.
 //! 2. pkg-config (`ncnn.pc`), then `lib/cmake/ncnn/ncnnConfig.cmake` under
 //!    `CMAKE_PREFIX_PATH`, `/usr/local` and `/usr`.
-//! 3. The pinned release, built from the source distribution the ncnn project
-//!    publishes on PyPI (fetched with pip, sha256-checked), configured with
-//!    cmake (from PyPI when the machine has none) into a cache shared by every
-//!    build on the machine. `NCNN_L2NORM_NO_BUILD=1` skips this step, making
-//!    the build offline and discovery-only.
+//! 3. The pinned release (or the one of `NCNN_RELEASES` that
+//!    `NCNN_L2NORM_NCNN_VERSION` names), built from the source distribution the
+//!    ncnn project publishes on PyPI (fetched with pip, sha256-checked),
+//!    configured with cmake (from PyPI when the machine has none) into a cache
+//!    shared by every build on the machine. `NCNN_L2NORM_NO_BUILD=1` skips this
+//!    step, making the build offline and discovery-only.
 //!
 //! Every environment variable read is logged as `NAME = value` or `NAME unset`
 //! (see the build script output with `cargo build -vv`).
@@ -22,10 +23,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// The ncnn release built when none is installed.
+/// The ncnn release built when none is installed (`NCNN_L2NORM_NCNN_VERSION`
+/// picks another of `NCNN_RELEASES`).
 const NCNN_VERSION: &str = "1.0.20261020";
-/// sha256 of `ncnn-1.0.20261020.tar.gz`, the source distribution on PyPI.
-const NCNN_SDIST_SHA256: &str = "ad8cdd63e9755cfa8e23b9b6d9ce46156077d80298a89e7c3ba325ffccfca200";
+/// The releases we can build from source: version and the sha256 of
+/// `ncnn-VERSION.tar.gz`, its source distribution on PyPI. These are the
+/// releases whose sdist holds ncnn's full source.
+const NCNN_RELEASES: &[(&str, &str)] = &[
+    (
+        "1.0.20261020",
+        "ad8cdd63e9755cfa8e23b9b6d9ce46156077d80298a89e7c3ba325ffccfca200",
+    ),
+    (
+        "1.0.20260526",
+        "282f0f4a1beec1f5212aa0d22c00737418645055f33c2d2082922931cdbdc537",
+    ),
+    (
+        "1.0.20250503",
+        "f5823ce44071e210419a339b5a4dbf39058fd568905a65e9c56319917f2af7b3",
+    ),
+];
 /// cmake from PyPI when the machine has none (3.x: ncnn 2025 releases need >= 3.10).
 const CMAKE_PYPI_VERSION: &str = "3.31.6";
 
@@ -62,6 +79,9 @@ struct Ncnn {
     threads: bool,
     rtti: bool,
     exceptions: bool,
+    /// The C API has `ncnn_option_set_use_packing_layout` (ncnn 1.0.20250503
+    /// does not): the tests that drive nets through the C API can turn packing off.
+    c_api_packing_option: bool,
 }
 
 // ---------------------------------------------------------------- discovery
@@ -79,27 +99,72 @@ fn find_ncnn() -> Result<Ncnn, String> {
     }
     let cmake_prefix_path = env_var("CMAKE_PREFIX_PATH");
     let no_build = env_var("NCNN_L2NORM_NO_BUILD").is_some_and(|v| v != "0");
+    // Checked even when an installed ncnn wins: a typo fails here, not later.
+    let wanted_version = env_var("NCNN_L2NORM_NCNN_VERSION");
+    let release = release(wanted_version.as_deref())?;
+    if let Some(ncnn) = find_installed(cmake_prefix_path)? {
+        if let Some(v) = wanted_version {
+            println!(
+                "cargo:warning=NCNN_L2NORM_NCNN_VERSION={v} is ignored: using the installed ncnn at {} ({})",
+                ncnn.prefix.display(),
+                ncnn.origin
+            );
+        }
+        return Ok(ncnn);
+    }
+    if no_build {
+        return Err("no installed ncnn found and NCNN_L2NORM_NO_BUILD forbids building one".into());
+    }
+    build_ncnn(release)
+}
+
+/// An installed ncnn: `NCNN_DIR`, else pkg-config, else a cmake package.
+fn find_installed(cmake_prefix_path: Option<String>) -> Result<Option<Ncnn>, String> {
     if let Some(dir) = env_var("NCNN_DIR") {
         let dir = PathBuf::from(dir);
         return inspect_prefix(&dir, "NCNN_DIR")
+            .map(Some)
             .ok_or_else(|| format!("NCNN_DIR={} holds no ncnn install (expected include/ncnn/net.h and lib/libncnn.a or lib/libncnn.so)", dir.display()));
     }
     if let Some(ncnn) = from_pkg_config() {
-        return Ok(ncnn);
+        return Ok(Some(ncnn));
     }
     let mut prefixes: Vec<PathBuf> = cmake_prefix_path
         .map(|v| env::split_paths(&v).collect())
         .unwrap_or_default();
     prefixes.extend([PathBuf::from("/usr/local"), PathBuf::from("/usr")]);
-    for prefix in prefixes {
-        if let Some(ncnn) = inspect_prefix(&prefix, "ncnnConfig.cmake") {
-            return Ok(ncnn);
-        }
-    }
-    if no_build {
-        return Err("no installed ncnn found and NCNN_L2NORM_NO_BUILD forbids building one".into());
-    }
-    build_pinned_ncnn()
+    Ok(prefixes
+        .iter()
+        .find_map(|prefix| inspect_prefix(prefix, "ncnnConfig.cmake")))
+}
+
+/// An ncnn release we can build from source.
+#[derive(Debug, Clone, Copy)]
+struct Release {
+    version: &'static str,
+    sdist_sha256: &'static str,
+}
+
+/// `NCNN_L2NORM_NCNN_VERSION` (or the pinned `NCNN_VERSION`) among `NCNN_RELEASES`.
+fn release(wanted: Option<&str>) -> Result<Release, String> {
+    let wanted = wanted
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(NCNN_VERSION);
+    NCNN_RELEASES
+        .iter()
+        .find(|(version, _)| *version == wanted)
+        .map(|&(version, sdist_sha256)| Release {
+            version,
+            sdist_sha256,
+        })
+        .ok_or_else(|| {
+            let known: Vec<&str> = NCNN_RELEASES.iter().map(|(v, _)| *v).collect();
+            format!(
+                "NCNN_L2NORM_NCNN_VERSION={wanted} is not a release this crate can build; known: {} (the default is {NCNN_VERSION})",
+                known.join(", ")
+            )
+        })
 }
 
 fn from_pkg_config() -> Option<Ncnn> {
@@ -169,6 +234,7 @@ fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
         !targets.contains("-fno-rtti")
     };
     let exceptions = !targets.contains("-fno-exceptions");
+    let c_api_h = fs::read_to_string(include_dir.join("c_api.h")).unwrap_or_default();
     Some(Ncnn {
         prefix: prefix.to_path_buf(),
         origin: origin.to_string(),
@@ -180,20 +246,23 @@ fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
         threads: platform("NCNN_THREADS"),
         rtti,
         exceptions,
+        c_api_packing_option: c_api_h.contains("ncnn_option_set_use_packing_layout("),
     })
 }
 
 // ---------------------------------------------------------- build from source
 
-/// Builds the pinned ncnn into the cache (once; later builds reuse it).
-fn build_pinned_ncnn() -> Result<Ncnn, String> {
+/// Builds `release` into the cache (once per release and cmake options; later
+/// builds reuse it).
+fn build_ncnn(release: Release) -> Result<Ncnn, String> {
+    let version = release.version;
     let options = env_var("NCNN_L2NORM_NCNN_CMAKE_ARGS").unwrap_or_default();
     let variant = if options.trim().is_empty() {
         "default".to_string()
     } else {
         format!("{:016x}", fnv1a(&options))
     };
-    let root = cache_root()?.join(format!("ncnn-{NCNN_VERSION}-{variant}"));
+    let root = cache_root()?.join(format!("ncnn-{version}-{variant}"));
     fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     let install = root.join("install");
     let stamp = install.join(".ncnn-l2norm-complete");
@@ -222,10 +291,10 @@ fn build_pinned_ncnn() -> Result<Ncnn, String> {
 
     let started = Instant::now();
     progress(&format!(
-        "building ncnn {NCNN_VERSION} into {} (once per machine, several minutes)",
+        "building ncnn {version} into {} (once per machine, several minutes)",
         root.display()
     ));
-    let src = fetch_source(&root)?;
+    let src = fetch_source(&root, release)?;
     let cmake = find_cmake(&root)?;
     let build = root.join("build");
     let log_path = root.join("build.log");
@@ -263,7 +332,7 @@ fn build_pinned_ncnn() -> Result<Ncnn, String> {
         &log_path,
         "install ncnn",
     )?;
-    fs::write(&stamp, format!("ncnn {NCNN_VERSION} {options}\n")).map_err(|e| e.to_string())?;
+    fs::write(&stamp, format!("ncnn {version} {options}\n")).map_err(|e| e.to_string())?;
     progress(&format!(
         "built ncnn in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -296,7 +365,11 @@ fn python() -> String {
 /// `pip download` checks the sha256, unpacks the tarball and then fails while
 /// generating metadata (ncnn's setup.py stamps today's date as the version);
 /// with `--no-clean` and our own TMPDIR the unpacked tree stays behind.
-fn fetch_source(root: &Path) -> Result<PathBuf, String> {
+fn fetch_source(root: &Path, release: Release) -> Result<PathBuf, String> {
+    let Release {
+        version,
+        sdist_sha256,
+    } = release;
     let src = root.join("src");
     if src.join("CMakeLists.txt").is_file() && src.join("src/layer/normalize.cpp").is_file() {
         return Ok(src);
@@ -308,10 +381,10 @@ fn fetch_source(root: &Path) -> Result<PathBuf, String> {
     let requirements = tmp.join("requirements.txt");
     fs::write(
         &requirements,
-        format!("ncnn=={NCNN_VERSION} --hash=sha256:{NCNN_SDIST_SHA256}\n"),
+        format!("ncnn=={version} --hash=sha256:{sdist_sha256}\n"),
     )
     .map_err(|e| e.to_string())?;
-    progress(&format!("fetching ncnn {NCNN_VERSION} source with pip"));
+    progress(&format!("fetching ncnn {version} source with pip"));
     let out = Command::new(python())
         .args([
             "-m",
@@ -338,7 +411,7 @@ fn fetch_source(root: &Path) -> Result<PathBuf, String> {
     );
     if text.contains("DO NOT MATCH THE HASHES") {
         return Err(format!(
-            "ncnn {NCNN_VERSION} source failed its sha256 check:\n{text}"
+            "ncnn {version} source failed its sha256 check:\n{text}"
         ));
     }
     let unpacked = fs::read_dir(&tmp)
@@ -578,6 +651,12 @@ fn export_paths(ncnn: &Ncnn) {
         "cargo:rustc-env=NCNN_L2NORM_CMAKE={}",
         cmake.map(|c| c.display().to_string()).unwrap_or_default()
     );
+
+    // The tests declare ncnn's C API by hand; this one is not in every release.
+    println!("cargo:rustc-check-cfg=cfg(ncnn_c_api_packing_option)");
+    if ncnn.c_api_packing_option {
+        println!("cargo:rustc-cfg=ncnn_c_api_packing_option");
+    }
 }
 
 // ------------------------------------------------------------------ helpers

@@ -23,6 +23,7 @@ extern "C" {
     fn ncnn_net_load_param(net: NcnnNet, path: *const c_char) -> c_int;
     fn ncnn_net_load_model(net: NcnnNet, path: *const c_char) -> c_int;
     fn ncnn_option_set_num_threads(opt: NcnnOption, n: c_int);
+    #[cfg(ncnn_c_api_packing_option)]
     fn ncnn_option_set_use_packing_layout(opt: NcnnOption, on: c_int);
     fn ncnn_extractor_create(net: NcnnNet) -> NcnnExtractor;
     fn ncnn_extractor_destroy(ex: NcnnExtractor);
@@ -42,6 +43,57 @@ extern "C" {
     fn ncnn_mat_get_elempack(mat: NcnnMat) -> c_int;
     fn ncnn_mat_get_cstep(mat: NcnnMat) -> usize;
     fn ncnn_mat_get_data(mat: NcnnMat) -> *mut c_void;
+}
+
+/// Whether nets made here can run with packing off. ncnn 1.0.20250503's C API
+/// has no `ncnn_option_set_use_packing_layout`, so its C API nets always pack
+/// (ncnn's default); build.rs checks this ncnn's `c_api.h`.
+pub const C_API_PACKING_OFF: bool = cfg!(ncnn_c_api_packing_option);
+
+/// The (threads, packing) rows the net tests run under: 1 and 2 threads,
+/// packing off and on; without the packing-off rows where the C API cannot
+/// turn packing off (`net_c_api::net_tests_run_with_packing_off` is then
+/// ignored, saying so).
+pub fn net_options() -> Vec<(i32, bool)> {
+    [(1, false), (1, true), (2, false), (2, true)]
+        .into_iter()
+        .filter(|&(_, packing)| packing || C_API_PACKING_OFF)
+        .collect()
+}
+
+/// Whether this ncnn refuses a bad model cleanly: `Net::load_param` returns
+/// an error and the net can then be destroyed. Probed once per test binary, in
+/// a child process (`tests/cpp/refusal_probe.cpp`, which does not involve our
+/// layer). ncnn 1.0.20250503 does not: it crashes in `Net::clear` on layers it
+/// has not created, and carries on past a layer's failed `load_param`.
+pub fn ncnn_refuses_models_cleanly() -> bool {
+    static PROBE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PROBE.get_or_init(|| {
+        let exe = cpp::build_program("tests/cpp/refusal_probe.cpp", &["-O1"]);
+        let out = std::process::Command::new(&exe)
+            .output()
+            .expect("run the refusal probe");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let how = match out.status.code() {
+            Some(0) => return true,
+            Some(1) => "accepted a model it should refuse".to_string(),
+            Some(c) => panic!("refusal probe exited with {c}:\n{stdout}"),
+            None => format!("crashed ({})", out.status),
+        };
+        println!("ncnn refusal probe {how}:\n{}", stdout.trim_end());
+        false
+    })
+}
+
+/// For a test (or part of one) that needs ncnn to refuse models: false, after
+/// saying so on the test's output (`--show-output` shows it; `.ci/matrix`
+/// lists it), when this ncnn cannot.
+pub fn ncnn_can_refuse_models(what: &str) -> bool {
+    let ok = ncnn_refuses_models_cleanly();
+    if !ok {
+        println!("skipped: {what}: this ncnn cannot refuse a model without crashing");
+    }
+    ok
 }
 
 /// A dense fp32 tensor in ncnn's shape terms (elempack 1), as `(shape, values)`.
@@ -99,7 +151,10 @@ impl Net {
             let net = ncnn_net_create();
             let opt = ncnn_net_get_option(net);
             ncnn_option_set_num_threads(opt, threads);
+            #[cfg(ncnn_c_api_packing_option)]
             ncnn_option_set_use_packing_layout(opt, packing as c_int);
+            #[cfg(not(ncnn_c_api_packing_option))]
+            assert!(packing, "this ncnn's C API cannot turn packing off");
             Net(net)
         }
     }
@@ -149,6 +204,27 @@ impl Net {
 
     /// Feeds `input` to blob `in_name` and extracts each of `outputs`, unpacked to elempack 1.
     pub fn run(&self, in_name: &str, input: &Tensor, outputs: &[&str]) -> Result<Vec<Tensor>, i32> {
+        // SAFETY: extract hands over live fp32 Mats.
+        self.extract(in_name, input, outputs, |m| unsafe { read_mat(m) })
+    }
+
+    /// Whether ncnn gives blob `name` as an empty Mat when `input` is fed to `in_name`.
+    pub fn blob_is_empty(&self, in_name: &str, input: &Tensor, name: &str) -> Result<bool, i32> {
+        // SAFETY: extract hands over live Mats.
+        self.extract(in_name, input, &[name], |m| unsafe {
+            ncnn_mat_get_dims(m) == 0
+        })
+        .map(|v| v[0])
+    }
+
+    /// `run` with `read` taking each extracted Mat (destroyed after it returns).
+    fn extract<T>(
+        &self,
+        in_name: &str,
+        input: &Tensor,
+        outputs: &[&str],
+        mut read: impl FnMut(NcnnMat) -> T,
+    ) -> Result<Vec<T>, i32> {
         // SAFETY: the Mat is created with input's shape and filled within its
         // channels' bounds; handles are destroyed exactly once.
         unsafe {
@@ -177,7 +253,7 @@ impl Net {
                     }
                     break;
                 }
-                results.push(read_mat(m));
+                results.push(read(m));
                 ncnn_mat_destroy(m);
             }
             ncnn_extractor_destroy(ex);
