@@ -290,7 +290,13 @@ fn a_lone_subnormal_with_eps_0_becomes_its_weight() {
         let p = params(1, 0.0, mode, true);
         let what = format!("lone subnormal {mode:?}");
         check_as::<f32>(view, &p, &[3.175], &[-9.091714e-39], &what);
-        check_as::<BF16>(view.with_16bit_storage(), &p, &[3.175], &[-9.091714e-39], &what);
+        check_as::<BF16>(
+            view.with_16bit_storage(),
+            &p,
+            &[3.175],
+            &[-9.091714e-39],
+            &what,
+        );
     }
 }
 
