@@ -654,6 +654,12 @@ fn export_paths(ncnn: &Ncnn) {
 
     // The tests declare ncnn's C API by hand; this one is not in every release.
     println!("cargo:rustc-check-cfg=cfg(ncnn_c_api_packing_option)");
+    // Dependents (the fuzz crate, which reuses the tests' declarations) read
+    // it as DEP_NCNN_L2NORM_C_API_PACKING_OPTION.
+    println!(
+        "cargo:c_api_packing_option={}",
+        u8::from(ncnn.c_api_packing_option)
+    );
     if ncnn.c_api_packing_option {
         println!("cargo:rustc-cfg=ncnn_c_api_packing_option");
     }

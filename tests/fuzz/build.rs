@@ -4,7 +4,13 @@
 //! need these two variables at compile time; the parent's build script sets
 //! them only for the parent's own targets. Nothing here builds C++ programs,
 //! so empty values do.
+//! The same module's C API declarations depend on the ncnn release, which
+//! the parent's build script reports through `links` metadata.
 fn main() {
     println!("cargo:rustc-env=NCNN_L2NORM_CXXFLAGS=");
     println!("cargo:rustc-env=NCNN_L2NORM_LIBS=");
+    println!("cargo:rustc-check-cfg=cfg(ncnn_c_api_packing_option)");
+    if std::env::var("DEP_NCNN_L2NORM_C_API_PACKING_OPTION").as_deref() == Ok("1") {
+        println!("cargo:rustc-cfg=ncnn_c_api_packing_option");
+    }
 }
