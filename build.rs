@@ -567,6 +567,10 @@ fn compile_cpp(ncnn: &Ncnn) {
         // Our `#pragma omp` must use ncnn's OpenMP runtime (libgomp, or ncnn's
         // own with NCNN_SIMPLEOMP, which implements the same entry points).
         build.flag("-fopenmp");
+    } else {
+        // ncnn without OpenMP (NCNN_OPENMP=OFF) ignores its `#pragma omp`, and
+        // so do we: forward runs its chunks in turn on the calling thread.
+        build.flag_if_supported("-Wno-unknown-pragmas");
     }
     // A subclass of ncnn::Layer compiled with RTTI references ncnn's typeinfo,
     // which an ncnn built with -fno-rtti does not have.
