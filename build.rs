@@ -615,7 +615,9 @@ fn export_paths(ncnn: &Ncnn) {
         format!("-I{}", manifest.join("cpp/include").display()),
         format!("-I{}", ncnn.include_dir.display()),
     ];
-    if ncnn.openmp {
+    // As ncnn's cmake target: -fopenmp for its users with libgomp only; with
+    // ncnn's own runtime (NCNN_SIMPLEOMP) it would link libgomp next to it.
+    if ncnn.openmp && !ncnn.simpleomp {
         cxxflags.push("-fopenmp".into());
     }
     if !ncnn.rtti {
