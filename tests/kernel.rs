@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close_as, Rng};
+use common::{assert_close_as, close_as, Rng};
 use ncnn_l2norm::{
     l2norm_inplace, l2norm_reference, Element, EpsMode, Forward, Isa, L2NormError, L2NormParams,
     MatView, Storage, TensorMut, BF16, F16,
@@ -342,6 +342,28 @@ fn infinities_follow_pytorch() {
             assert!((at(0, 1) - third).abs() < 1e-6, "{isa:?} {mode:?}: {x:?}");
         }
     }
+}
+
+#[test]
+fn the_comparison_treats_infinity_as_infinitely_far() {
+    // The oracle comparison itself: a finite result for an infinite reference
+    // (or the reverse) fails unless it is the storage type's largest finite
+    // value, one ulp from infinity; NaN only matches NaN.
+    let inf = f32::INFINITY;
+    assert!(close_as::<f32>(inf, inf, 512));
+    assert!(close_as::<f32>(-inf, -inf, 512));
+    assert!(!close_as::<f32>(1e30, inf, 512));
+    assert!(!close_as::<f32>(inf, 1e30, 512));
+    assert!(!close_as::<f32>(-inf, inf, 512));
+    assert!(close_as::<f32>(f32::MAX, inf, 512));
+    assert!(!close_as::<f32>(-f32::MAX, inf, 512));
+    assert!(close_as::<F16>(65504.0, inf, 512));
+    assert!(!close_as::<F16>(65472.0, inf, 512));
+    assert!(close_as::<BF16>(f32::from_bits(0x7f7f_0000), inf, 512));
+    assert!(!close_as::<f32>(65504.0, inf, 512));
+    assert!(close_as::<f32>(f32::NAN, f32::NAN, 1));
+    assert!(!close_as::<f32>(0.0, f32::NAN, 1));
+    assert!(!close_as::<f32>(f32::NAN, 0.0, 1));
 }
 
 #[test]

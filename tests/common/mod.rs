@@ -386,16 +386,41 @@ pub fn tolerance<E: Element>(channels: usize, expected: f32) -> f32 {
     }
 }
 
-/// Asserts `got` matches `expected` element by element within [`tolerance`].
+/// Whether `got` is within [`tolerance`] of `expected` for storage `E`.
+///
+/// NaN matches only NaN. An infinity matches itself or, one `E` ulp away, the
+/// largest finite `E` of the same sign (a result rounded to either side of
+/// the overflow boundary); any other finite value is infinitely far from it.
+pub fn close_as<E: Element>(got: f32, expected: f32, channels: usize) -> bool {
+    if got.is_nan() || expected.is_nan() {
+        return got.is_nan() && expected.is_nan();
+    }
+    if got.is_infinite() || expected.is_infinite() {
+        let max = match E::STORAGE {
+            Storage::F32 => f32::MAX,
+            Storage::F16 => 65504.0,
+            Storage::BF16 => f32::from_bits(0x7f7f_0000),
+        };
+        let (finite, infinite) = if got.is_infinite() {
+            (expected, got)
+        } else {
+            (got, expected)
+        };
+        return got == expected || (finite.abs() == max && finite.signum() == infinite.signum());
+    }
+    (got - expected).abs() <= tolerance::<E>(channels, expected)
+}
+
+/// Asserts `got` matches `expected` element by element ([`close_as`]).
 pub fn assert_close_as<E: Element>(got: &[E], expected: &[E], channels: usize, what: &str) {
     assert_eq!(got.len(), expected.len(), "{what}: lengths differ");
     for (i, (g, e)) in got.iter().zip(expected).enumerate() {
         let (g, e) = (g.to_f32(), e.to_f32());
-        let tol = tolerance::<E>(channels, e);
         assert!(
-            (g - e).abs() <= tol || (g.is_nan() && e.is_nan()),
-            "{what}: element {i}: got {g}, expected {e} (|diff| {} > tolerance {tol})",
-            (g - e).abs()
+            close_as::<E>(g, e, channels),
+            "{what}: element {i}: got {g}, expected {e} (|diff| {} > tolerance {})",
+            (g - e).abs(),
+            tolerance::<E>(channels, e)
         );
     }
 }
