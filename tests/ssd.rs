@@ -155,10 +155,18 @@ fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 }
 
+/// Largest difference of score and box; NaN anywhere is infinitely far
+/// (`f32::max` would drop it).
 fn max_diff(a: &Det, b: &Det) -> f32 {
     (0..4)
         .map(|i| (a.b[i] - b.b[i]).abs())
-        .fold((a.score - b.score).abs(), f32::max)
+        .fold((a.score - b.score).abs(), |m, d| {
+            if d.is_nan() || m.is_nan() {
+                f32::INFINITY
+            } else {
+                m.max(d)
+            }
+        })
 }
 
 /// Pairs every detection of `a` scoring above `floor` with a distinct one of

@@ -386,6 +386,17 @@ pub fn tolerance<E: Element>(channels: usize, expected: f32) -> f32 {
     }
 }
 
+/// |a - b|, with NaN on either side infinitely far (so a NaN result cannot
+/// hide behind `f32::max`, which drops NaN).
+pub fn abs_diff(a: f32, b: f32) -> f32 {
+    let d = (a - b).abs();
+    if d.is_nan() {
+        f32::INFINITY
+    } else {
+        d
+    }
+}
+
 /// Whether `got` is within [`tolerance`] of `expected` for storage `E`.
 ///
 /// NaN matches only NaN. An infinity matches itself or, one `E` ulp away, the
