@@ -122,54 +122,88 @@ impl Norm {
     #[inline(never)]
     fn invert_each<E: Element>(&self, mut t: TensorMut<'_, E>, ss: &mut [f32]) {
         let p0 = t.positions().start;
-        for (p, s) in (p0..).zip(ss.iter_mut()) {
-            *s = self.factor(t.sub_positions(p..p + 1), *s);
+        for (b, ss) in ss.chunks_mut(EXACT_BLOCK).enumerate() {
+            let start = p0 + b * EXACT_BLOCK;
+            self.invert_block(t.sub_positions(start..start + ss.len()), ss);
         }
     }
 
-    /// The factor of the one position `t` holds, whose f32 sum of squares is `ss`.
-    #[inline(always)]
-    fn factor<E: Element>(&self, t: TensorMut<'_, E>, ss: f32) -> f32 {
-        if self.untrusted(ss) {
-            self.exact(t)
-        } else {
-            let mut s = [ss];
-            self.invert(&mut s);
-            s[0]
+    /// The exact path for the positions of `t` (at most [`EXACT_BLOCK`])
+    /// whose f32 sums `ss` are untrusted; the others invert as usual.
+    ///
+    /// Untrusted positions are summed again in f64, which holds every square
+    /// of an f32 exactly (the order of the additions changes the f64 sum by
+    /// about `channels · 2^-53` relative, far below the f32 result's
+    /// rounding), walking each group's row, which is contiguous, rather than
+    /// one position's values, which are a row apart. Where a factor lies outside `[2^-64, 2^64]`
+    /// the position's values are then scaled in place by `2^e`, chosen so
+    /// that the remaining factor lies in `[1, 2)`.
+    fn invert_block<E: Element>(&self, mut t: TensorMut<'_, E>, ss: &mut [f32]) {
+        let (p, n) = (t.positions(), ss.len());
+        debug_assert!(n <= EXACT_BLOCK && p.len() == n);
+        let (groups, lanes) = (t.layout().groups, t.layout().lanes);
+        let mut untrusted = [false; EXACT_BLOCK];
+        for (u, &s) in untrusted.iter_mut().zip(ss.iter()) {
+            *u = self.untrusted(s);
         }
-    }
-
-    /// The exact path: the factor of the one position `t` holds, from its
-    /// values in f64, scaling the values in place when the factor does not
-    /// fit f32.
-    #[cold]
-    #[inline(never)]
-    fn exact<E: Element>(&self, mut t: TensorMut<'_, E>) -> f32 {
-        let (groups, p) = (t.layout().groups, t.positions());
-        let mut ss = 0.0f64;
+        // Every position's f64 sum, branch-free so the loops vectorise (the
+        // trusted ones are not used): per group, its lanes first.
+        let mut sums = [0.0f64; EXACT_BLOCK];
         for g in 0..groups {
-            for x in t.row(g, p.clone()) {
-                ss += f64::from(x.to_f32()).powi(2);
+            let row = t.row(g, p.clone());
+            if lanes == 1 {
+                for (s, x) in sums.iter_mut().zip(row.iter()) {
+                    *s += f64::from(x.to_f32()).powi(2);
+                }
+            } else {
+                for (s, xs) in sums.iter_mut().zip(row.chunks_exact(lanes)) {
+                    *s += xs
+                        .iter()
+                        .map(|x| f64::from(x.to_f32()).powi(2))
+                        .sum::<f64>();
+                }
             }
         }
-        let k = self.mode.inv_norm_f64(ss, f64::from(self.eps));
-        if !(k.is_finite() && k > 0.0) || (2f64.powi(-64)..=2f64.powi(64)).contains(&k) {
-            // NaN, an infinite norm (k = 0: x · 0, as the reference does),
-            // or a factor as tame as the fast path's, so that pass 2's
-            // `k · weight` cannot overflow where the result would not.
-            return k as f32;
+        // Each position's power-of-two scaling; exactly 1 for the positions
+        // not scaled (a scaled one has a factor outside [2^-64, 2^64], so
+        // its 2^e is far from 1).
+        let mut scales = [1.0f64; EXACT_BLOCK];
+        for i in 0..n {
+            if !untrusted[i] {
+                self.invert(&mut ss[i..i + 1]);
+                continue;
+            }
+            let k = self.mode.inv_norm_f64(sums[i], f64::from(self.eps));
+            if !(k.is_finite() && k > 0.0) || (2f64.powi(-64)..=2f64.powi(64)).contains(&k) {
+                // NaN, an infinite norm (k = 0: x · 0, as the reference
+                // does), or a factor as tame as the fast path's, so that
+                // pass 2's `k · weight` cannot overflow where the result
+                // would not.
+                ss[i] = k as f32;
+                continue;
+            }
+            // 2^e <= k < 2^(e+1); both scalings by 2^±e are exact in f64.
+            let scale = 2f64.powi(k.log2().floor() as i32);
+            scales[i] = scale;
+            ss[i] = (k / scale) as f32;
         }
-        // 2^e <= k < 2^(e+1); both scalings by 2^±e are exact in f64.
-        let e = k.log2().floor() as i32;
-        let scale = 2f64.powi(e);
+        if scales[..n].iter().all(|&s| s == 1.0) {
+            return;
+        }
         for g in 0..groups {
-            for x in t.row(g, p.clone()) {
-                *x = E::from_f32((f64::from(x.to_f32()) * scale) as f32);
+            for (xs, &scale) in t.row(g, p.clone()).chunks_exact_mut(lanes).zip(&scales) {
+                if scale != 1.0 {
+                    for x in xs {
+                        *x = E::from_f32((f64::from(x.to_f32()) * scale) as f32);
+                    }
+                }
             }
         }
-        (k / scale) as f32
     }
 }
+
+/// Positions the exact path handles at once (its f64 sums live on the stack).
+const EXACT_BLOCK: usize = 256;
 
 /// `max` that keeps a NaN in `a` (`f32::max` would return `b`).
 #[inline(always)]
