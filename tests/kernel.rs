@@ -301,6 +301,25 @@ fn a_lone_subnormal_with_eps_0_becomes_its_weight() {
 }
 
 #[test]
+fn small_channels_of_a_huge_position_keep_their_bits() {
+    // Found by the kernel fuzz target: a bf16 position with one channel near
+    // f32::MAX has a factor of about 3e-39. The exact path scaled its values
+    // so that the factor was near 1, which made the small channels
+    // subnormal (-1e-4 became -2.9e-43, and bf16 rounds that to -0), while a
+    // weight of 1.6e5 makes their result a normal -5e-38. It now scales only
+    // as far as a factor of 2^-64 needs.
+    let view = MatView::dims1(3, 1);
+    for mode in MODES {
+        let p = params(3, 0.0, mode, false);
+        let weights = [161948.75, 161948.75, 3.0];
+        let values = [3.3895314e38, -0.00011587143, 1.0e-30];
+        let what = format!("huge position, small channels {mode:?}");
+        check_as::<f32>(view, &p, &weights, &values, &what);
+        check_as::<BF16>(view.with_16bit_storage(), &p, &weights, &values, &what);
+    }
+}
+
+#[test]
 fn huge_values_keep_their_direction() {
     // Two channels (3e38, 4e38 would overflow f32; use 3e37, 4e37): the
     // norm is 5e37, whose inverse is subnormal in f32.

@@ -16,10 +16,10 @@
 //! factor can still fall outside f32 (a norm of 1e38 has a subnormal
 //! inverse, a tiny norm with eps 0 an infinite one) or so close to its edge
 //! that pass 2's `k · weight` overflows, so unless it lies in
-//! `[2^-64, 2^64]` the position's values are first scaled in place by a power
-//! of two chosen so that the remaining factor lies in `[1, 2)`:
+//! `[2^-64, 2^64]` the position's values are first scaled in place by the
+//! power of two nearest 1 that brings the remaining factor into that range:
 //! `x · k = (x · 2^e) · (k · 2^-e)`, exact except for values whose result is
-//! itself subnormal. Pass 2 then multiplies as usual.
+//! 0 in f32 anyway (see `invert_block`). Pass 2 then multiplies as usual.
 //!
 //! The check costs one comparison per position; ordinary inputs never take
 //! the exact path.
@@ -166,7 +166,7 @@ impl Norm {
         }
         // Each position's power-of-two scaling; exactly 1 for the positions
         // not scaled (a scaled one has a factor outside [2^-64, 2^64], so
-        // its 2^e is far from 1).
+        // its 2^e is at least 2 away from 1).
         let mut scales = [1.0f64; EXACT_BLOCK];
         for i in 0..n {
             if !untrusted[i] {
@@ -182,8 +182,22 @@ impl Norm {
                 ss[i] = k as f32;
                 continue;
             }
-            // 2^e <= k < 2^(e+1); both scalings by 2^±e are exact in f64.
-            let scale = 2f64.powi(k.log2().floor() as i32);
+            // The power of two nearest 1 that brings the factor into
+            // [2^-64, 2^64]. Huge values (k < 2^-64) are scaled down so the
+            // factor lands in [2^-64, 2^-63): a scaled value that goes
+            // subnormal, and loses bits, belongs to a result below
+            // 2^-189 · |weight|, which is 0 in f32 for any weight within
+            // 2^±20. Scaling only as far as that, not to a factor near 1,
+            // keeps the small channels of a huge position normal, so that a
+            // large weight still finds all their bits (bf16 storage rounds
+            // a subnormal to 2^-133). Tiny values (k > 2^64) are scaled up,
+            // which is exact, so the factor lands in (2^63, 2^64].
+            let e = if k < 1.0 {
+                k.log2().floor() as i32 + 64
+            } else {
+                k.log2().ceil() as i32 - 64
+            };
+            let scale = 2f64.powi(e);
             scales[i] = scale;
             ss[i] = (k / scale) as f32;
         }
