@@ -320,6 +320,28 @@ fn small_channels_of_a_huge_position_keep_their_bits() {
 }
 
 #[test]
+fn huge_eps_follows_the_reference() {
+    // Found by the kernel fuzz target: eps = f32::MAX in the Caffe mode,
+    // sqrt(sum + eps), where the sum (1e38, from a channel of 1e19) fit f32
+    // but sum + eps overflowed it and every channel came out 0. An eps that
+    // large also makes the other modes' factors subnormal (1 / f32::MAX).
+    // Such positions now take the exact path.
+    let view = MatView::dims1(8, 1);
+    let weights = [-10.8, 1.6, 14.3, -6.8, 0.0, -14.6, 15.3, 15.4];
+    let values = [
+        0.00597, -0.0043, 0.00199, 3.47e-39, 1.15e-38, 5.42e-39, -0.0057, 1e19,
+    ];
+    for mode in MODES {
+        for eps in [f32::MAX, 1e38, 1e30, 1.5 * 2f32.powi(63), 1e-30] {
+            let p = params(8, eps, mode, false);
+            let what = format!("huge eps {eps:e} {mode:?}");
+            check_as::<f32>(view, &p, &weights, &values, &what);
+            check_as::<BF16>(view.with_16bit_storage(), &p, &weights, &values, &what);
+        }
+    }
+}
+
+#[test]
 fn huge_values_keep_their_direction() {
     // Two channels (3e38, 4e38 would overflow f32; use 3e37, 4e37): the
     // norm is 5e37, whose inverse is subnormal in f32.

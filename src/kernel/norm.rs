@@ -33,9 +33,14 @@ use crate::params::EpsMode;
 pub(crate) struct Norm {
     eps: f32,
     mode: EpsMode,
-    /// Sums below this may have lost too much to underflow (0: none can
-    /// matter at this eps).
+    /// The f32 sums the fast path trusts lie in `[low, high]`: below `low`
+    /// a sum may have lost too much to underflow, or its factor may exceed
+    /// 2^63; above `high` it may have overflowed, or its factor may be
+    /// below 2^-63 (or, in the Caffe mode, `sum + eps` overflow). An eps
+    /// that leaves no such sum (`low > high`) sends every position to the
+    /// exact path.
     low: f32,
+    high: f32,
 }
 
 impl Norm {
@@ -43,15 +48,21 @@ impl Norm {
         // Each square that underflows loses at most 2^-150, so a sum may be
         // short by `lost`. Below `low` that is more than 2^-25 of the sum.
         let lost = channels as f64 * 2f64.powi(-150);
-        let low = (lost * 2f64.powi(25)).max(f64::from(f32::MIN_POSITIVE));
+        let underflow = (lost * 2f64.powi(25)).max(f64::from(f32::MIN_POSITIVE));
         // The denominator moves by at most sqrt(lost) (modes taking the
         // square root first) or lost (modes adding eps to the sum); when
         // that is under 2^-25 of eps, eps swamps the loss.
         let swamped = f64::from(eps) * 2f64.powi(-25) >= lost.sqrt().max(lost);
+        let (tame_low, tame_high) = tame_sums(mode, f64::from(eps));
+        let low = tame_low.max(if swamped { 0.0 } else { underflow });
+        let high = tame_high.min(f64::from(f32::MAX));
+        // Rounding the bounds inwards is not needed: they keep a factor of 2
+        // from the range the fast path must stay in.
         Norm {
             eps,
             mode,
-            low: if swamped { 0.0 } else { low as f32 },
+            low: low as f32,
+            high: high as f32,
         }
     }
 
@@ -68,11 +79,17 @@ impl Norm {
         self.low
     }
 
-    /// A sum the f32 factor cannot be trusted for: overflowed, underflowed
-    /// past `low`, or NaN.
+    /// Sums above this are untrusted (see [`untrusted`](Self::untrusted)).
+    pub(crate) fn high(&self) -> f32 {
+        self.high
+    }
+
+    /// A sum the f32 factor cannot be trusted for: outside `[low, high]`
+    /// (overflowed, underflowed, or a factor outside `[2^-63, 2^63]`), or
+    /// NaN.
     #[inline(always)]
     pub(crate) fn untrusted(&self, ss: f32) -> bool {
-        !(ss >= self.low && ss <= f32::MAX)
+        !(ss >= self.low && ss <= self.high)
     }
 
     /// Whether any of `ss` is [`untrusted`](Self::untrusted); branch-free, so it vectorises.
@@ -218,6 +235,48 @@ impl Norm {
 
 /// Positions the exact path handles at once (its f64 sums live on the stack).
 const EXACT_BLOCK: usize = 256;
+
+/// The sums of squares whose denominator lies in `[2^-63, 2^63]` for this
+/// mode and eps, as `(low, high)` (empty when `low > high`): their f32
+/// factor is accurate and, times any weight within 2^±20, stays a normal
+/// f32, with a factor of 2 to spare for the rounding of the sum, the bounds
+/// and the denominator. Everything else takes the exact path, which scales
+/// factors outside `[2^-64, 2^64]`.
+fn tame_sums(mode: EpsMode, eps: f64) -> (f64, f64) {
+    let (lo, hi) = (2f64.powi(-63), 2f64.powi(63));
+    let never = (f64::INFINITY, f64::NEG_INFINITY);
+    match mode {
+        // sqrt(ss) + eps
+        EpsMode::Add => {
+            if eps > hi {
+                return never;
+            }
+            let low = if eps >= lo { 0.0 } else { (lo - eps).powi(2) };
+            (low, (hi - eps).powi(2))
+        }
+        // sqrt(ss + eps)
+        EpsMode::Caffe => {
+            if eps > hi * hi {
+                return never;
+            }
+            ((lo * lo - eps).max(0.0), hi * hi - eps)
+        }
+        // max(sqrt(ss), eps)
+        EpsMode::Max => {
+            if eps > hi {
+                return never;
+            }
+            (if eps >= lo { 0.0 } else { lo * lo }, hi * hi)
+        }
+        // sqrt(max(ss, eps))
+        EpsMode::TensorFlow => {
+            if eps > hi * hi {
+                return never;
+            }
+            (if eps >= lo * lo { 0.0 } else { lo * lo }, hi * hi)
+        }
+    }
+}
 
 /// `max` that keeps a NaN in `a` (`f32::max` would return `b`).
 #[inline(always)]

@@ -37,7 +37,7 @@ pub(crate) trait Vector: Copy {
     /// Lane-wise `if self is NaN or self >= other { self } else { other }`.
     unsafe fn max_keep_nan(self, other: Self) -> Self;
     /// Whether any lane is outside `[low, high]` (NaN included): with
-    /// `high = f32::MAX`, the vector form of `Norm::untrusted`.
+    /// `high = Norm::high()`, the vector form of `Norm::untrusted`.
     unsafe fn any_outside(self, low: Self, high: Self) -> bool;
     /// `self + self` with lanes `i` and `i ^ d` exchanged (`d` a power of two below W).
     unsafe fn swap_add(self, d: usize) -> Self;
@@ -177,7 +177,7 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
         // position computes the same factor; cheaper than gathering them).
         let per_position = (lanes / V::W).max(1);
         // SAFETY: the CPU has V's instructions.
-        let (low, high) = unsafe { (V::splat(norm.low()), V::splat(f32::MAX)) };
+        let (low, high) = unsafe { (V::splat(norm.low()), V::splat(norm.high())) };
         for (i, (ks, as_)) in k
             .chunks_exact_mut(per_position)
             .zip(a.chunks_exact(per_position))
