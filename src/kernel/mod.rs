@@ -206,9 +206,14 @@ impl<'w> Forward<'w> {
             // loads straddle two cache lines; 32-byte ones do half as often.
             // That wins while the tensor is cache-resident (1024x19x19: 25%
             // faster); larger ones stream from memory and gain more from
-            // AVX-512's longer runs per row (512x64x64: 40% faster).
+            // AVX-512's longer runs per row (512x64x64: 40% faster). Not for
+            // bf16: AVX2 lacks AVX-512's one-instruction narrowing to 16
+            // bits, and rounding to bf16 without it costs more than the
+            // straddling (1024x19x19 bf16: 0.10-0.16 ms on AVX-512 against
+            // 0.22-0.30 on AVX2; fp16 has F16C and stays 30% faster on AVX2).
             Isa::Avx512
                 if lanes == 1
+                    && E::STORAGE != element::Storage::BF16
                     && self.tensor_bytes() < CACHE_RESIDENT_BYTES
                     && x86::Avx2::new().is_some() =>
             {
