@@ -569,9 +569,10 @@ fn check<E: Bits>(
         let ss: f64 = inputs.iter().map(|&x| f64::from(x).powi(2)).sum();
         let weight = c.weights[if c.params.channel_shared { 0 } else { ch }];
         // README's edge values: where a position's factor lies below 2^-64
-        // the exact path scales its values by 2^e (e < 0, leaving a factor
-        // in [2^-64, 2^-63)), and a value that underflows to 0 there meets
-        // an infinite weight as 0 · inf = NaN where the reference has ±inf.
+        // (a huge norm or a huge eps) the exact path scales its values by
+        // 2^e (e < 0, leaving a factor in [2^-64, 2^-63)), and a value that
+        // this takes to 0 in the storage type meets an infinite weight as
+        // 0 · inf = NaN where the reference has ±inf.
         let k = c.params.eps_mode.inv_norm_f64(ss, f64::from(c.params.eps));
         let e = k.log2().floor() as i32 + 64;
         let scaled = f64::from(original[i].to_f32()) * 2f64.powi(e.min(0));
@@ -579,7 +580,7 @@ fn check<E: Bits>(
             && g.to_f32().is_nan()
             && w.to_f32().is_infinite()
             && !(2f64.powi(-64)..=2f64.powi(64)).contains(&k)
-            && scaled.abs() < f64::from(f32::MIN_POSITIVE)
+            && E::from_f32(scaled as f32).to_f32() == 0.0
         {
             continue;
         }
