@@ -152,9 +152,9 @@ impl Norm {
     /// of an f32 exactly (the order of the additions changes the f64 sum by
     /// about `channels · 2^-53` relative, far below the f32 result's
     /// rounding), walking each group's row, which is contiguous, rather than
-    /// one position's values, which are a row apart. Where a factor lies outside `[2^-64, 2^64]`
-    /// the position's values are then scaled in place by `2^e`, chosen so
-    /// that the remaining factor lies in `[1, 2)`.
+    /// one position's values, which are a row apart. Where a factor lies
+    /// outside `[2^-64, 2^64]` the position's values are then scaled in
+    /// place by the power of two nearest 1 that brings it inside.
     fn invert_block<E: Element>(&self, mut t: TensorMut<'_, E>, ss: &mut [f32]) {
         let (p, n) = (t.positions(), ss.len());
         debug_assert!(n <= EXACT_BLOCK && p.len() == n);
