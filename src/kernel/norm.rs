@@ -159,34 +159,48 @@ impl Norm {
         let (p, n) = (t.positions(), ss.len());
         debug_assert!(n <= EXACT_BLOCK && p.len() == n);
         let (groups, lanes) = (t.layout().groups, t.layout().lanes);
-        let mut untrusted = [false; EXACT_BLOCK];
-        for (u, &s) in untrusted.iter_mut().zip(ss.iter()) {
-            *u = self.untrusted(s);
+        // The untrusted positions, by index into the block.
+        let mut todo = [0u16; EXACT_BLOCK];
+        let mut m = 0;
+        for (i, &s) in ss.iter().enumerate() {
+            if self.untrusted(s) {
+                todo[m] = i as u16;
+                m += 1;
+            }
         }
-        // Every position's f64 sum, branch-free so the loops vectorise (the
-        // trusted ones are not used): per group, its lanes first.
+        let todo = &todo[..m];
+        // Their f64 sums, a group's row at a time: per group, its lanes
+        // first. Only these positions are read, so a lone huge position
+        // costs about what its own values do.
+        // When most positions of an unpacked block take this path (a tensor
+        // of huge values), all of them are summed instead, branch-free so
+        // the loop vectorises; the same additions in the same order, and
+        // the trusted positions' sums go unused.
+        let dense = lanes == 1 && 2 * m >= n;
         let mut sums = [0.0f64; EXACT_BLOCK];
         for g in 0..groups {
             let row = t.row(g, p.clone());
-            if lanes == 1 {
+            if dense {
                 for (s, x) in sums.iter_mut().zip(row.iter()) {
                     *s += f64::from(x.to_f32()).powi(2);
                 }
-            } else {
-                for (s, xs) in sums.iter_mut().zip(row.chunks_exact(lanes)) {
-                    *s += xs
-                        .iter()
-                        .map(|x| f64::from(x.to_f32()).powi(2))
-                        .sum::<f64>();
-                }
+                continue;
+            }
+            for &i in todo {
+                let i = usize::from(i);
+                sums[i] += row[i * lanes..(i + 1) * lanes]
+                    .iter()
+                    .map(|x| f64::from(x.to_f32()).powi(2))
+                    .sum::<f64>();
             }
         }
         // Each position's power-of-two scaling; exactly 1 for the positions
         // not scaled (a scaled one has a factor outside [2^-64, 2^64], so
         // its 2^e is at least 2 away from 1).
         let mut scales = [1.0f64; EXACT_BLOCK];
+        let mut untrusted = todo.iter().map(|&i| usize::from(i)).peekable();
         for i in 0..n {
-            if !untrusted[i] {
+            if untrusted.next_if_eq(&i).is_none() {
                 self.invert(&mut ss[i..i + 1]);
                 continue;
             }
@@ -218,15 +232,32 @@ impl Norm {
             scales[i] = scale;
             ss[i] = (k / scale) as f32;
         }
-        if scales[..n].iter().all(|&s| s == 1.0) {
+        // The scaled positions, by index into the block.
+        let mut scaled = [0u16; EXACT_BLOCK];
+        let mut m = 0;
+        for &i in todo {
+            if scales[usize::from(i)] != 1.0 {
+                scaled[m] = i;
+                m += 1;
+            }
+        }
+        if m == 0 {
             return;
         }
         for g in 0..groups {
-            for (xs, &scale) in t.row(g, p.clone()).chunks_exact_mut(lanes).zip(&scales) {
-                if scale != 1.0 {
-                    for x in xs {
-                        *x = E::from_f32((f64::from(x.to_f32()) * scale) as f32);
-                    }
+            let row = t.row(g, p.clone());
+            if dense {
+                // Scaling by exactly 1 leaves a finite value as it was (and
+                // the positions not scaled hold only finite values).
+                for (x, &scale) in row.iter_mut().zip(&scales) {
+                    *x = E::from_f32((f64::from(x.to_f32()) * scale) as f32);
+                }
+                continue;
+            }
+            for &i in &scaled[..m] {
+                let (i, scale) = (usize::from(i), scales[usize::from(i)]);
+                for x in &mut row[i * lanes..(i + 1) * lanes] {
+                    *x = E::from_f32((f64::from(x.to_f32()) * scale) as f32);
                 }
             }
         }
