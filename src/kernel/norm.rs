@@ -171,11 +171,11 @@ impl Norm {
         let todo = &todo[..m];
         // Their f64 sums, a group's row at a time: per group, its lanes
         // first. Only these positions are read, so a lone huge position
-        // costs about what its own values do.
-        // When most positions of an unpacked block take this path (a tensor
-        // of huge values), all of them are summed instead, branch-free so
-        // the loop vectorises; the same additions in the same order, and
-        // the trusted positions' sums go unused.
+        // costs about what its own values do. When most positions of an
+        // unpacked block take this path (a tensor of huge values), all of
+        // them are summed instead, branch-free so the loop vectorises: the
+        // same additions in the same order, and the trusted positions' sums
+        // go unused.
         let dense = lanes == 1 && 2 * m >= n;
         let mut sums = [0.0f64; EXACT_BLOCK];
         for g in 0..groups {
@@ -247,8 +247,9 @@ impl Norm {
         for g in 0..groups {
             let row = t.row(g, p.clone());
             if dense {
-                // Scaling by exactly 1 leaves a finite value as it was (and
-                // the positions not scaled hold only finite values).
+                // Scaling by exactly 1 leaves a value as it was (a NaN may
+                // come back quieted, in a position whose factor is NaN
+                // anyway).
                 for (x, &scale) in row.iter_mut().zip(&scales) {
                     *x = E::from_f32((f64::from(x.to_f32()) * scale) as f32);
                 }
