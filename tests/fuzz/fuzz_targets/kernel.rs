@@ -15,8 +15,10 @@
 //! (`l2norm_inplace`, the selected path) and a run split into chunks the way
 //! the layer splits positions across threads must:
 //! * match `l2norm_reference` at every channel element within the tests'
-//!   tolerance (tests/common `tolerance`, per storage type), with NaN exactly
-//!   where it has NaN and the same infinity where it has one;
+//!   tolerance (tests/common `close_as`, per storage type), with NaN exactly
+//!   where it has NaN and the same infinity where it has one (or the storage
+//!   type's largest finite value of its sign, one unit in the last place
+//!   away);
 //! * leave every other element of the buffer (cstep padding between channel
 //!   groups, the tail after the last) bit for bit as it was;
 //! * and, split into chunks, give bit for bit what the whole run gave.
@@ -56,7 +58,7 @@ use ncnn_l2norm::{
     Storage, TensorMut, BF16, F16,
 };
 
-use common::{tolerance, Rng};
+use common::{close_as, Rng};
 
 /// Channel values per tensor, at most (but see LARGE_BYTES).
 const MAX_ELEMENTS: usize = 1 << 16;
@@ -510,31 +512,6 @@ fn fill<E: Bits>(c: &Case) -> Vec<E> {
     buf
 }
 
-/// Whether `got` is within the tests' tolerance of `want` for storage `E`,
-/// NaN matching NaN only and an infinity itself or the storage type's
-/// largest finite value of the same sign.
-fn close<E: Element>(got: E, want: E, channels: usize) -> bool {
-    let (g, w) = (got.to_f32(), want.to_f32());
-    if g.is_nan() || w.is_nan() {
-        return g.is_nan() && w.is_nan();
-    }
-    if g.is_infinite() || w.is_infinite() {
-        // The storage type's largest finite value and its infinity are one
-        // unit in the last place apart: a result just below the rounding
-        // boundary on one side and just above it on the other (fp16: 65504
-        // and inf, from f32 results either side of 65520) is within the
-        // tolerance's one ulp.
-        let max = match E::STORAGE {
-            Storage::F32 => f32::MAX,
-            Storage::F16 => 65504.0,
-            Storage::BF16 => f32::from_bits(0x7f7f_0000),
-        };
-        let (fin, inf) = if g.is_infinite() { (w, g) } else { (g, w) };
-        return g == w || (fin.abs() == max && fin.signum() == inf.signum());
-    }
-    (g - w).abs() <= tolerance::<E>(channels, w)
-}
-
 /// Panics, describing the case, unless `got` matches `want` at every channel
 /// element and `original` everywhere else.
 fn check<E: Bits>(
@@ -556,7 +533,7 @@ fn check<E: Bits>(
             );
             continue;
         }
-        if close(g, w, l.channels()) {
+        if close_as::<E>(g.to_f32(), w.to_f32(), l.channels()) {
             continue;
         }
         // Which channel and position, and what the position held.
