@@ -4,6 +4,8 @@
 //! gives the same detections with and without packed layouts, and fails
 //! clearly on bad input. Needs only the built `ssd-demo` binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -155,18 +157,11 @@ fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 }
 
-/// Largest difference of score and box; NaN anywhere is infinitely far
-/// (`f32::max` would drop it).
+/// Largest difference of score and box; NaN anywhere is infinitely far.
 fn max_diff(a: &Det, b: &Det) -> f32 {
     (0..4)
-        .map(|i| (a.b[i] - b.b[i]).abs())
-        .fold((a.score - b.score).abs(), |m, d| {
-            if d.is_nan() || m.is_nan() {
-                f32::INFINITY
-            } else {
-                m.max(d)
-            }
-        })
+        .map(|i| common::abs_diff(a.b[i], b.b[i]))
+        .fold(common::abs_diff(a.score, b.score), f32::max)
 }
 
 /// Pairs every detection of `a` scoring above `floor` with a distinct one of
