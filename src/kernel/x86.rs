@@ -39,6 +39,8 @@ pub(crate) trait Vector: Copy {
     /// Whether any lane is outside `[low, high]` (NaN included): with
     /// `high = Norm::high()`, the vector form of `Norm::untrusted`.
     unsafe fn any_outside(self, low: Self, high: Self) -> bool;
+    /// Lane-wise `if mask { a } else { self }`; `mask` lanes are all ones or all zeros.
+    unsafe fn select(self, a: Self, mask: Self) -> Self;
     /// `self + self` with lanes `i` and `i ^ d` exchanged (`d` a power of two below W).
     unsafe fn swap_add(self, d: usize) -> Self;
     /// Sum of the W lanes (one position's lanes when lanes == W), by halves.
@@ -80,9 +82,11 @@ const TILE_BYTES: usize = 256 * 1024;
 /// `groups · U·W` elements: 32 KiB for 512 fp32 channels at elempack 16 on
 /// AVX-512).
 /// Tiles are as wide as U vectors when the tile across all groups fits in
-/// TILE_BYTES, narrower otherwise and for what is left at the end; the last
-/// elements (fewer than W) take scalar arithmetic that rounds like the
-/// vectors do, so results never depend on where tiles end.
+/// TILE_BYTES, narrower otherwise and for what is left at the end. The last
+/// elements (fewer than W) run as one vector that overlaps positions already
+/// done and leaves them as they are; only a walk shorter than one vector
+/// takes scalar arithmetic. Both round like the vectors do, so results never
+/// depend on where tiles end.
 ///
 /// # Safety
 /// The CPU supports `V`'s instructions and `16 % lanes == 0`.
@@ -121,7 +125,15 @@ unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
     tiles_of!(2);
     tiles_of!(1);
     if p0 < range.end {
-        scalar_tail::<E, V>(t, p0..range.end, scale, norm);
+        // Fewer than one vector's worth of positions is left (so lanes < W).
+        let step = V::W / lanes;
+        if range.end - range.start >= step {
+            // SAFETY: the CPU has V's instructions; the vector's positions
+            // lie in `range`; those before p0 are already normalised.
+            unsafe { overlapped_tail::<E, V>(t, range.end - step, p0, scale, norm) };
+        } else {
+            scalar_tail::<E, V>(t, p0..range.end, scale, norm);
+        }
     }
 }
 
@@ -247,7 +259,79 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     }
 }
 
-/// The last positions, fewer than one vector's worth: the tile's arithmetic
+/// The last positions `p_new..` of a walk, fewer than one vector's worth,
+/// as a one-vector tile that starts `W / lanes` positions before the end:
+/// its first lanes belong to positions `q0..p_new`, already normalised,
+/// which it reads but leaves as they are (their sums are not inverted, and
+/// the store writes back the loaded values). A row costs a few vector
+/// instructions where scalar code paid its loop overhead per row: one
+/// position of 1024 unpacked channels took 17 µs that way, 5 µs for a
+/// whole vector's worth.
+///
+/// The new positions take exactly a tile's arithmetic (the same fused
+/// squares, butterfly and inversion), so results never depend on where a
+/// walk ends.
+///
+/// # Safety
+/// The CPU supports `V`'s instructions; `lanes < W` and divides W;
+/// `q0..q0 + W / lanes` lies within `t`'s positions; `q0 < p_new <=
+/// q0 + W / lanes`.
+#[inline(always)]
+unsafe fn overlapped_tail<E: Element, V: Io<E>>(
+    t: &mut TensorMut<'_, E>,
+    q0: usize,
+    p_new: usize,
+    scale: Scale<'_>,
+    norm: Norm,
+) {
+    let layout = *t.layout();
+    let lanes = layout.lanes;
+    let q1 = q0 + V::W / lanes;
+    let (old, new) = (p_new - q0, q1 - p_new);
+    // Pass 1, as a one-vector tile.
+    // SAFETY (all blocks): the CPU has V's instructions (this function's
+    // contract); each row holds W elements.
+    let mut s = unsafe { V::splat(0.0) };
+    for g in 0..layout.groups {
+        s = unsafe { V::load(t.row(g, q0..q1).as_ptr()).square_add(s) };
+    }
+    // Each position's total in each of its lanes, summed as a tile sums it.
+    let mut d = lanes / 2;
+    while d >= 1 {
+        s = unsafe { s.swap_add(d) };
+        d /= 2;
+    }
+    let mut totals = [0.0f32; 16];
+    unsafe { s.store_acc(totals.as_mut_ptr()) };
+    // The new positions' factors only: the exact path may rescale a
+    // position's values in place, which must not touch finished ones.
+    let mut inv = [0.0f32; 16];
+    for (j, f) in inv[..new].iter_mut().enumerate() {
+        *f = totals[(old + j) * lanes];
+    }
+    norm.invert_at(t, p_new, &mut inv[..new]);
+    let (mut factors, mut keep) = ([0.0f32; 16], [0.0f32; 16]);
+    for l in 0..V::W {
+        let p = l / lanes;
+        if p < old {
+            keep[l] = f32::from_bits(u32::MAX);
+        } else {
+            factors[l] = inv[p - old];
+        }
+    }
+    let (k, keep) = unsafe { (V::load_acc(factors.as_ptr()), V::load_acc(keep.as_ptr())) };
+    // Pass 2: x *= k * w on the new lanes; the old ones store what they load.
+    for g in (0..layout.groups).rev() {
+        let w = unsafe { weight_vectors::<V>(scale, g, lanes) }[0];
+        let x = t.row(g, q0..q1).as_mut_ptr();
+        unsafe {
+            let v = V::load(x);
+            v.mul(k.mul(w)).select(v, keep).store(x);
+        }
+    }
+}
+
+/// All positions of a walk shorter than one vector: the tile's arithmetic
 /// one float at a time (fused multiply-adds where the vectors fuse them).
 #[inline(always)]
 fn scalar_tail<E: Element, V: Vector>(
@@ -498,6 +582,15 @@ impl Vector for V512 {
         (below | above) != 0
     }
     #[inline(always)]
+    unsafe fn select(self, a: Self, mask: Self) -> Self {
+        let m = _mm512_castps_si512(mask.0);
+        V512(_mm512_mask_mov_ps(
+            self.0,
+            _mm512_test_epi32_mask(m, m),
+            a.0,
+        ))
+    }
+    #[inline(always)]
     unsafe fn swap_add(self, d: usize) -> Self {
         let v = self.0;
         let swapped = match d {
@@ -689,6 +782,10 @@ impl Vector for V256 {
         _mm256_movemask_ps(_mm256_or_ps(below, above)) != 0
     }
     #[inline(always)]
+    unsafe fn select(self, a: Self, mask: Self) -> Self {
+        V256(_mm256_blendv_ps(self.0, a.0, mask.0))
+    }
+    #[inline(always)]
     unsafe fn swap_add(self, d: usize) -> Self {
         let v = self.0;
         let swapped = match d {
@@ -833,6 +930,13 @@ impl Vector for V128 {
         let below = _mm_cmpnge_ps(self.0, low.0);
         let above = _mm_cmpnle_ps(self.0, high.0);
         _mm_movemask_ps(_mm_or_ps(below, above)) != 0
+    }
+    #[inline(always)]
+    unsafe fn select(self, a: Self, mask: Self) -> Self {
+        V128(_mm_or_ps(
+            _mm_and_ps(mask.0, a.0),
+            _mm_andnot_ps(mask.0, self.0),
+        ))
     }
     #[inline(always)]
     unsafe fn swap_add(self, d: usize) -> Self {
