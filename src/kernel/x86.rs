@@ -27,9 +27,6 @@ pub(crate) trait Vector: Copy {
     unsafe fn store_acc(self, p: *mut f32);
     /// `self * self + acc`
     unsafe fn square_add(self, acc: Self) -> Self;
-    /// The same for one float, rounded exactly as `square_add` rounds (fused
-    /// or not), so results do not depend on where tiles end.
-    fn square_add_scalar(x: f32, acc: f32) -> f32;
     unsafe fn mul(self, other: Self) -> Self;
     unsafe fn add(self, other: Self) -> Self;
     unsafe fn div(self, other: Self) -> Self;
@@ -63,9 +60,31 @@ pub(crate) trait Vector: Copy {
 /// # Safety
 /// As for [`Vector`]: the CPU has the instructions; `p` is valid for `W`
 /// elements of `E`.
-pub(crate) trait Io<E>: Vector {
+pub(crate) trait Io<E: Element>: Vector {
     unsafe fn load(p: *const E) -> Self;
     unsafe fn store(self, p: *mut E);
+    /// The first `n` (< W) elements at `p`, zero in the other lanes; `p`
+    /// need only be valid for `n` elements. Through a stack copy unless
+    /// the instruction set has masked loads for `E`.
+    #[inline(always)]
+    unsafe fn load_partial(p: *const E, n: usize) -> Self {
+        let mut buf = [E::from_f32(0.0); 16];
+        // SAFETY: the caller keeps the trait's contract; n < W <= 16.
+        unsafe {
+            std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
+            Self::load(buf.as_ptr())
+        }
+    }
+    /// Stores the first `n` (< W) lanes at `p`, valid for `n` elements.
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut E, n: usize) {
+        let mut buf = [E::from_f32(0.0); 16];
+        // SAFETY: the caller keeps the trait's contract; n < W <= 16.
+        unsafe {
+            self.store(buf.as_mut_ptr());
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
+        }
+    }
 }
 
 /// Bytes of one tile across all channel groups: small enough that pass 2
@@ -127,13 +146,11 @@ unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
     if p0 < range.end {
         // Fewer than one vector's worth of positions is left (so lanes < W).
         let step = V::W / lanes;
-        if range.end - range.start >= step {
-            // SAFETY: the CPU has V's instructions; the vector's positions
-            // lie in `range`; those before p0 are already normalised.
-            unsafe { overlapped_tail::<E, V>(t, range.end - step, p0, scale, norm) };
-        } else {
-            scalar_tail::<E, V>(t, p0..range.end, scale, norm);
-        }
+        let q0 = range.end.saturating_sub(step).max(range.start);
+        // SAFETY: the CPU has V's instructions; q0..end lies in `range`,
+        // whole (W / lanes positions) unless it is all of `range`, and its
+        // positions before p0 are already normalised.
+        unsafe { last_vector::<E, V>(t, q0, range.end, p0 - q0, scale, norm) };
     }
 }
 
@@ -259,41 +276,40 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     }
 }
 
-/// The last positions `p_new..` of a walk, fewer than one vector's worth,
-/// as a one-vector tile that starts `W / lanes` positions before the end:
-/// its first lanes belong to positions `q0..p_new`, already normalised,
-/// which it reads but leaves as they are (their sums are not inverted, and
-/// the store writes back the loaded values). A row costs a few vector
-/// instructions where scalar code paid its loop overhead per row: one
-/// position of 1024 unpacked channels took 17 µs that way, 5 µs for a
-/// whole vector's worth.
+/// The last positions of a walk, `q0..q1`, fewer than one vector's worth
+/// of new ones, as one vector per row. Either the vector is whole, `q1 - q0
+/// = W / lanes`, and its first `old` positions are already normalised: it
+/// reads them but stores them back as loaded, and does not invert their
+/// sums. Or the whole walk is shorter than one vector (`old` 0): loads and
+/// stores then cover only its elements. A row costs a few vector
+/// instructions where scalar code paid a loop per row: one position of
+/// 1024 unpacked channels took 17 µs that way, 5 µs for a whole vector.
 ///
-/// The new positions take exactly a tile's arithmetic (the same fused
-/// squares, butterfly and inversion), so results never depend on where a
-/// walk ends.
+/// The new positions take exactly a tile's arithmetic (the same squares,
+/// butterfly and inversion), so results never depend on where a walk ends.
 ///
 /// # Safety
 /// The CPU supports `V`'s instructions; `lanes < W` and divides W;
-/// `q0..q0 + W / lanes` lies within `t`'s positions; `q0 < p_new <=
-/// q0 + W / lanes`.
+/// `q0..q1` lies within `t`'s positions; `q1 - q0 <= W / lanes` and
+/// `old < q1 - q0`, with `old` 0 unless `q1 - q0 = W / lanes`.
 #[inline(always)]
-unsafe fn overlapped_tail<E: Element, V: Io<E>>(
+unsafe fn last_vector<E: Element, V: Io<E>>(
     t: &mut TensorMut<'_, E>,
     q0: usize,
-    p_new: usize,
+    q1: usize,
+    old: usize,
     scale: Scale<'_>,
     norm: Norm,
 ) {
     let layout = *t.layout();
     let lanes = layout.lanes;
-    let q1 = q0 + V::W / lanes;
-    let (old, new) = (p_new - q0, q1 - p_new);
-    // Pass 1, as a one-vector tile.
+    let (len, new) = ((q1 - q0) * lanes, q1 - q0 - old);
     // SAFETY (all blocks): the CPU has V's instructions (this function's
-    // contract); each row holds W elements.
+    // contract); each row holds `len` elements, W when the vector is whole.
+    // Pass 1, as a one-vector tile.
     let mut s = unsafe { V::splat(0.0) };
     for g in 0..layout.groups {
-        s = unsafe { V::load(t.row(g, q0..q1).as_ptr()).square_add(s) };
+        s = unsafe { load_upto::<E, V>(t.row(g, q0..q1).as_ptr(), len).square_add(s) };
     }
     // Each position's total in each of its lanes, summed as a tile sums it.
     let mut d = lanes / 2;
@@ -309,9 +325,9 @@ unsafe fn overlapped_tail<E: Element, V: Io<E>>(
     for (j, f) in inv[..new].iter_mut().enumerate() {
         *f = totals[(old + j) * lanes];
     }
-    norm.invert_at(t, p_new, &mut inv[..new]);
+    norm.invert_at(t, q0 + old, &mut inv[..new]);
     let (mut factors, mut keep) = ([0.0f32; 16], [0.0f32; 16]);
-    for l in 0..V::W {
+    for l in 0..len {
         let p = l / lanes;
         if p < old {
             keep[l] = f32::from_bits(u32::MAX);
@@ -321,65 +337,65 @@ unsafe fn overlapped_tail<E: Element, V: Io<E>>(
     }
     let (k, keep) = unsafe { (V::load_acc(factors.as_ptr()), V::load_acc(keep.as_ptr())) };
     // Pass 2: x *= k * w on the new lanes; the old ones store what they load.
-    for g in (0..layout.groups).rev() {
-        let w = unsafe { weight_vectors::<V>(scale, g, lanes) }[0];
-        let x = t.row(g, q0..q1).as_mut_ptr();
-        unsafe {
-            let v = V::load(x);
-            v.mul(k.mul(w)).select(v, keep).store(x);
+    // Rows closer together than a vector (a walk shorter than one, on a
+    // small map) go in `phases` interleaved passes, so no load overlaps the
+    // vector of the store just before it: masked stores do not forward, and
+    // each load waited for the previous row's store to retire (1024 rows of
+    // one position: 11 µs, 4.8 µs this way). Otherwise backwards, as tiles go.
+    // (Plain loops and inlined functions, no closures: a closure is
+    // compiled without this function's instruction set, and its intrinsics
+    // become calls.)
+    let phases = V::W.div_ceil(layout.group_stride.max(1));
+    if phases == 1 {
+        for g in (0..layout.groups).rev() {
+            let w = unsafe { weight_vectors::<V>(scale, g, lanes) }[0];
+            unsafe { scale_kept::<E, V>(t.row(g, q0..q1).as_mut_ptr(), len, k.mul(w), keep) };
         }
-    }
-}
-
-/// All positions of a walk shorter than one vector: the tile's arithmetic
-/// one float at a time (fused multiply-adds where the vectors fuse them).
-#[inline(always)]
-fn scalar_tail<E: Element, V: Vector>(
-    t: &mut TensorMut<'_, E>,
-    positions: std::ops::Range<usize>,
-    scale: Scale<'_>,
-    norm: Norm,
-) {
-    let layout = *t.layout();
-    let lanes = layout.lanes;
-    let (p0, p1) = (positions.start, positions.end);
-    let mut acc = [0.0f32; 16];
-    let mut inv = [0.0f32; 16];
-    let acc = &mut acc[..(p1 - p0) * lanes];
-    for g in 0..layout.groups {
-        for (a, x) in acc.iter_mut().zip(t.row(g, p0..p1).iter()) {
-            *a = V::square_add_scalar(x.to_f32(), *a);
-        }
-    }
-    let inv = &mut inv[..p1 - p0];
-    // Only lanes < W get here: sum each position's lanes in the vectors'
-    // butterfly order, so results never depend on where a tile ends.
-    for (ss, lane_sums) in inv.iter_mut().zip(acc.chunks_exact_mut(lanes)) {
-        *ss = butterfly_sum(lane_sums);
-    }
-    norm.invert_at(t, p0, inv);
-    for g in 0..layout.groups {
-        let row = t.row(g, p0..p1);
-        for (xs, &k) in row.chunks_exact_mut(lanes).zip(inv.iter()) {
-            for (l, x) in xs.iter_mut().enumerate() {
-                *x = E::from_f32(x.to_f32() * (k * scale.weight(g * lanes + l)));
+    } else {
+        for phase in 0..phases {
+            let mut g = phase;
+            while g < layout.groups {
+                let w = unsafe { weight_vectors::<V>(scale, g, lanes) }[0];
+                unsafe { scale_kept::<E, V>(t.row(g, q0..q1).as_mut_ptr(), len, k.mul(w), keep) };
+                g += phases;
             }
         }
     }
 }
 
-/// The sum of `x` (a power-of-two length) in the order `swap_add` sums a
-/// vector's lanes: halves added lane by lane, repeatedly (`x` is scratch).
+/// The first `len` (<= W) elements at `x`, zero in the other lanes.
+///
+/// # Safety
+/// The CPU supports `V`'s instructions; `x` is valid for `len` elements.
 #[inline(always)]
-fn butterfly_sum(x: &mut [f32]) -> f32 {
-    let mut n = x.len();
-    while n > 1 {
-        n /= 2;
-        for i in 0..n {
-            x[i] += x[i + n];
+unsafe fn load_upto<E: Element, V: Io<E>>(x: *const E, len: usize) -> V {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if len < V::W {
+            V::load_partial(x, len)
+        } else {
+            V::load(x)
         }
     }
-    x[0]
+}
+
+/// `x *= f` on the first `len` (<= W) elements at `x`, except in the lanes
+/// `keep` selects, which store back what they load.
+///
+/// # Safety
+/// The CPU supports `V`'s instructions; `x` is valid for `len` elements.
+#[inline(always)]
+unsafe fn scale_kept<E: Element, V: Io<E>>(x: *mut E, len: usize, f: V, keep: V) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let v = load_upto::<E, V>(x, len);
+        let y = v.mul(f).select(v, keep);
+        if len < V::W {
+            y.store_partial(x, len)
+        } else {
+            y.store(x)
+        }
+    }
 }
 
 /// `1 / denominator` in every lane, exactly as [`Norm::invert`] computes
@@ -526,10 +542,6 @@ impl Vector for V512 {
         V512(_mm512_fmadd_ps(self.0, self.0, acc.0))
     }
     #[inline(always)]
-    fn square_add_scalar(x: f32, acc: f32) -> f32 {
-        x.mul_add(x, acc)
-    }
-    #[inline(always)]
     unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self {
         // SAFETY (all): exactly `lanes` floats at p are read.
         match lanes {
@@ -661,6 +673,18 @@ impl Io<f32> for V512 {
         // instructions and `p` is valid for the W elements accessed.
         unsafe { self.store_acc(p) }
     }
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        // SAFETY: the caller keeps the trait's contract; masked-off lanes
+        // are not read.
+        V512(unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as __mmask16, p) })
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, n: usize) {
+        // SAFETY: the caller keeps the trait's contract; masked-off lanes
+        // are not written.
+        unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, self.0) }
+    }
 }
 
 impl Io<F16> for V512 {
@@ -734,10 +758,6 @@ impl Vector for V256 {
     #[inline(always)]
     unsafe fn square_add(self, acc: Self) -> Self {
         V256(_mm256_fmadd_ps(self.0, self.0, acc.0))
-    }
-    #[inline(always)]
-    fn square_add_scalar(x: f32, acc: f32) -> f32 {
-        x.mul_add(x, acc)
     }
     #[inline(always)]
     unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self {
@@ -819,6 +839,30 @@ impl Io<f32> for V256 {
         // instructions and `p` is valid for the W elements accessed.
         unsafe { self.store_acc(p) }
     }
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        // SAFETY: the caller keeps the trait's contract; masked-off lanes
+        // are not read.
+        V256(unsafe { _mm256_maskload_ps(p, first_lanes_256(n)) })
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, n: usize) {
+        // SAFETY: the caller keeps the trait's contract; masked-off lanes
+        // are not written.
+        unsafe { _mm256_maskstore_ps(p, first_lanes_256(n), self.0) }
+    }
+}
+
+/// A 32-bit lane mask of the first `n` of 8 lanes.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[inline(always)]
+unsafe fn first_lanes_256(n: usize) -> __m256i {
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
 }
 
 impl Io<F16> for V256 {
@@ -893,10 +937,6 @@ impl Vector for V128 {
     #[inline(always)]
     unsafe fn square_add(self, acc: Self) -> Self {
         V128(_mm_add_ps(_mm_mul_ps(self.0, self.0), acc.0))
-    }
-    #[inline(always)]
-    fn square_add_scalar(x: f32, acc: f32) -> f32 {
-        x * x + acc
     }
     #[inline(always)]
     unsafe fn load_pattern(p: *const f32, _lanes: usize) -> Self {
