@@ -116,9 +116,9 @@ const MIN_BYTES_PER_CHUNK: usize = 256 * 1024;
 const TILE_BYTES: usize = 128 * 1024;
 
 /// Tensors below this size stay in L2 between calls on the machines we
-/// measure (2 MiB of L2 per core).
+/// measure (1.25 MiB of L2 per core).
 #[cfg(target_arch = "x86_64")]
-const CACHE_RESIDENT_BYTES: usize = 2 << 20;
+const CACHE_RESIDENT_BYTES: usize = 1 << 20;
 
 /// A checked forward call: input shape, parameters and weights agree.
 #[derive(Debug, Clone, Copy)]
@@ -204,9 +204,11 @@ impl<'w> Forward<'w> {
             _ if 16 % lanes != 0 => {}
             // Unpacked rows start wherever `cstep` puts them, so most 64-byte
             // loads straddle two cache lines; 32-byte ones do half as often.
-            // That wins while the tensor is cache-resident (1024x19x19: 25%
-            // faster); larger ones stream from memory and gain more from
-            // AVX-512's longer runs per row (512x64x64: 40% faster). Not for
+            // That wins while the tensor is cache-resident (64x19x19);
+            // larger ones stream from L3 or memory and gain more from
+            // AVX-512's longer runs per row (512x64x64: 40% faster;
+            // 1024x19x19, 1.5 MB: 0.91-0.97x Normalize against 1.00-1.03x
+            // with AVX2, 0.82-0.97x against 0.91-1.18x on 2 threads). Not for
             // bf16: AVX2 lacks AVX-512's one-instruction narrowing to 16
             // bits, and rounding to bf16 without it costs more than the
             // straddling (1024x19x19 bf16: 0.10-0.16 ms on AVX-512 against
