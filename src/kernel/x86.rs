@@ -224,12 +224,8 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
                     _ => unreachable!("a position spans 1, 2 or 4 vectors"),
                 }
             };
-            let mut d = lanes.min(V::W) / 2;
-            while d >= 1 {
-                // SAFETY: the CPU has V's instructions; d < W.
-                s = unsafe { s.swap_add(d) };
-                d /= 2;
-            }
+            // SAFETY: the CPU has V's instructions.
+            s = unsafe { butterfly(s, lanes.min(V::W)) };
             // SAFETY: the CPU has V's instructions.
             if unsafe { s.any_outside(low, high) } {
                 // The vector holds `positions` positions, their totals
@@ -312,11 +308,7 @@ unsafe fn last_vector<E: Element, V: Io<E>>(
         s = unsafe { load_upto::<E, V>(t.row(g, q0..q1).as_ptr(), len).square_add(s) };
     }
     // Each position's total in each of its lanes, summed as a tile sums it.
-    let mut d = lanes / 2;
-    while d >= 1 {
-        s = unsafe { s.swap_add(d) };
-        d /= 2;
-    }
+    s = unsafe { butterfly(s, lanes) };
     let mut totals = [0.0f32; 16];
     unsafe { s.store_acc(totals.as_mut_ptr()) };
     // The new positions' factors only: the exact path may rescale a
@@ -394,6 +386,27 @@ unsafe fn scale_kept<E: Element, V: Io<E>>(x: *mut E, len: usize, f: V, keep: V)
             y.store_partial(x, len)
         } else {
             y.store(x)
+        }
+    }
+}
+
+/// `s` with each run of `n` lanes (a power of two up to W) summed by
+/// halves, the total in each of the run's lanes: `swap_add` by n/2, n/4, ...
+/// 1, written out per `n` so each step is one shuffle with a constant
+/// pattern (a loop over `d` compiled to a jump table per step).
+///
+/// # Safety
+/// The CPU has V's instructions.
+#[inline(always)]
+unsafe fn butterfly<V: Vector>(s: V, n: usize) -> V {
+    // SAFETY (all): the CPU has V's instructions; every d is below n <= W.
+    unsafe {
+        match n {
+            16 => s.swap_add(8).swap_add(4).swap_add(2).swap_add(1),
+            8 => s.swap_add(4).swap_add(2).swap_add(1),
+            4 => s.swap_add(2).swap_add(1),
+            2 => s.swap_add(1),
+            _ => s,
         }
     }
 }
