@@ -103,9 +103,9 @@ const TILE_BYTES: usize = 256 * 1024;
 /// Tiles are as wide as U vectors when the tile across all groups fits in
 /// TILE_BYTES, narrower otherwise and for what is left at the end. The last
 /// elements (fewer than W) run as one vector that overlaps positions already
-/// done and leaves them as they are; only a walk shorter than one vector
-/// takes scalar arithmetic. Both round like the vectors do, so results never
-/// depend on where tiles end.
+/// done and leaves them as they are, or, for a walk shorter than one vector,
+/// as a partial one ([`last_vector`]); either does a tile's arithmetic, so
+/// results never depend on where tiles end.
 ///
 /// # Safety
 /// The CPU supports `V`'s instructions and `16 % lanes == 0`.
