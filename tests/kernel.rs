@@ -478,28 +478,34 @@ fn chunks_partition_positions_and_match_whole_run() {
         let forward = Forward::new::<f32>(&view, &p, &weights).unwrap();
         let layout = *forward.layout();
         let original = rng.vec(layout.min_len, -2.0, 2.0);
-        let mut whole = original.clone();
-        l2norm_inplace(&mut whole, &view, &p, &weights).unwrap();
-        for threads in [1, 2, 3, 8, 64] {
-            let n = forward.chunks(threads);
-            assert!(n >= 1 && n <= threads as usize);
-            let mut covered = 0;
-            let mut data = original.clone();
-            for i in 0..n {
-                let r = forward.chunk_positions(i, n);
-                assert_eq!(r.start, covered, "chunks must be contiguous");
-                assert!(r.start.is_multiple_of(16) || r.start == layout.positions);
-                covered = r.end;
-                // SAFETY: `data` holds the whole tensor (min_len floats) and is
-                // borrowed by nothing else; chunks run one after another.
-                let mut t = unsafe { TensorMut::from_raw_positions(data.as_mut_ptr(), layout, r) };
-                forward.run(&mut t);
+        // Chunks end where the whole run's tiles do not, so this also checks
+        // that every tile width (and the last vector) sums and inverts a
+        // position bit for bit alike, on every path.
+        for isa in Isa::available() {
+            let mut whole = original.clone();
+            forward.run_on(isa, &mut TensorMut::from_slice(&mut whole, layout).unwrap());
+            for threads in [1, 2, 3, 8, 64] {
+                let n = forward.chunks(threads);
+                assert!(n >= 1 && n <= threads as usize);
+                let mut covered = 0;
+                let mut data = original.clone();
+                for i in 0..n {
+                    let r = forward.chunk_positions(i, n);
+                    assert_eq!(r.start, covered, "chunks must be contiguous");
+                    assert!(r.start.is_multiple_of(16) || r.start == layout.positions);
+                    covered = r.end;
+                    // SAFETY: `data` holds the whole tensor (min_len floats) and is
+                    // borrowed by nothing else; chunks run one after another.
+                    let mut t =
+                        unsafe { TensorMut::from_raw_positions(data.as_mut_ptr(), layout, r) };
+                    forward.run_on(isa, &mut t);
+                }
+                assert_eq!(covered, layout.positions);
+                assert_eq!(
+                    data, whole,
+                    "{isa:?}: chunked run differs from whole run ({threads} threads)"
+                );
             }
-            assert_eq!(covered, layout.positions);
-            assert_eq!(
-                data, whole,
-                "chunked run differs from whole run ({threads} threads)"
-            );
         }
     }
 }

@@ -51,6 +51,15 @@ pub(crate) trait Vector: Copy {
             *o = unsafe { v.hsum() };
         }
     }
+    /// The same for 8 vectors; AVX2 does it as one tree (its tiles are 8
+    /// vectors wide, so at elempack 8 each tile's 8 positions reduce at once).
+    #[inline(always)]
+    unsafe fn hsum8(v: &[Self; 8], out: &mut [f32; 8]) {
+        for (o, v) in out.iter_mut().zip(v) {
+            // SAFETY: the caller keeps the trait's contract.
+            *o = unsafe { v.hsum() };
+        }
+    }
     /// `lanes` floats at `p` (`lanes` < W, dividing W) repeated across the vector.
     unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self;
 }
@@ -185,14 +194,20 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     // back over its lanes.
     // SAFETY: the CPU has V's instructions.
     let mut k = [unsafe { V::splat(0.0) }; NV];
-    if lanes == V::W && NV == 16 {
-        // 16 vectors, one position each: one transpose tree sums them all.
+    if lanes == V::W && (NV == 16 || NV == 8) {
+        // 16 or 8 vectors, one position each: one transpose tree sums them
+        // all, and the factors are inverted NV at a time.
         let mut inv = [0.0f32; 16];
         if let Ok(a16) = <&[V; 16]>::try_from(&a[..]) {
             // SAFETY: the CPU has V's instructions.
             unsafe { V::hsum16(a16, &mut inv) };
+        } else if let (Ok(a8), Some(inv8)) =
+            (<&[V; 8]>::try_from(&a[..]), inv.first_chunk_mut::<8>())
+        {
+            // SAFETY: the CPU has V's instructions.
+            unsafe { V::hsum8(a8, inv8) };
         }
-        norm.invert_at(t, p0, &mut inv);
+        norm.invert_at(t, p0, &mut inv[..NV]);
         for (k, &inv) in k.iter_mut().zip(inv.iter()) {
             // SAFETY: the CPU has V's instructions.
             *k = unsafe { V::splat(inv) };
@@ -837,6 +852,42 @@ impl Vector for V256 {
         // SAFETY: AVX implies SSE2.
         unsafe { V128(halves).hsum() }
     }
+    #[inline(always)]
+    unsafe fn hsum8(v: &[Self; 8], out: &mut [f32; 8]) {
+        // The same tree as `hsum` (128-bit halves, then lanes 0+2 and 1+3,
+        // then the two pairs) on all 8 vectors at once. Macros, not
+        // closures: a closure can be compiled apart from the AVX caller, and
+        // its intrinsics then become calls.
+        // Stage 1: s[i] = [v[i]'s halves added | v[i+4]'s halves added].
+        macro_rules! halves {
+            ($i:literal) => {
+                _mm256_add_ps(
+                    _mm256_permute2f128_ps::<0x20>(v[$i].0, v[$i + 4].0),
+                    _mm256_permute2f128_ps::<0x31>(v[$i].0, v[$i + 4].0),
+                )
+            };
+        }
+        let s = [halves!(0), halves!(1), halves!(2), halves!(3)];
+        // Stage 2: y[j] = [pairs of v[2j], v[2j+1] | of v[2j+4], v[2j+5]],
+        // each pair (lanes 0+2, 1+3).
+        macro_rules! pairs {
+            ($a:expr, $b:expr) => {
+                _mm256_add_ps(
+                    _mm256_shuffle_ps::<0b01_00_01_00>($a, $b),
+                    _mm256_shuffle_ps::<0b11_10_11_10>($a, $b),
+                )
+            };
+        }
+        let y = [pairs!(s[0], s[1]), pairs!(s[2], s[3])];
+        // Stage 3: the two pairs of each vector: v[0..4]'s totals in the
+        // low half, v[4..8]'s in the high half, in order.
+        let z = _mm256_add_ps(
+            _mm256_shuffle_ps::<0b10_00_10_00>(y[0], y[1]),
+            _mm256_shuffle_ps::<0b11_01_11_01>(y[0], y[1]),
+        );
+        // SAFETY: out holds 8 floats.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), z) };
+    }
 }
 
 impl Io<f32> for V256 {
@@ -1075,5 +1126,52 @@ impl Io<BF16> for V128 {
         // SAFETY: the caller keeps the trait's contract: the CPU has these
         // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm_storel_epi64(p.cast(), _mm_packs_epi32(v, v)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Awkward floats: mixed signs and magnitudes, so any change in the
+    /// order of the additions changes some result's last bits.
+    fn values(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let x = ((i * 7919 + 13) % 1009) as f32 / 1009.0 - 0.5;
+                x * (1u32 << (i % 23)) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_reduction_trees_add_in_hsums_order() {
+        let x = values(16 * 16);
+        if Avx2::new().is_some() {
+            let mut out = [0.0f32; 8];
+            // SAFETY: the CPU has AVX2 (checked above); each load reads 8
+            // of the 256 floats of `x`.
+            let each = unsafe {
+                let v: [V256; 8] = std::array::from_fn(|i| V256::load_acc(x.as_ptr().add(8 * i)));
+                V256::hsum8(&v, &mut out);
+                v.map(|v| v.hsum())
+            };
+            assert_eq!(out.map(f32::to_bits), each.map(f32::to_bits), "AVX2 hsum8");
+        }
+        if Avx512::new().is_some() {
+            let mut out = [0.0f32; 16];
+            // SAFETY: the CPU has AVX-512F (checked above); each load reads
+            // 16 of the 256 floats of `x`.
+            let each = unsafe {
+                let v: [V512; 16] = std::array::from_fn(|i| V512::load_acc(x.as_ptr().add(16 * i)));
+                V512::hsum16(&v, &mut out);
+                v.map(|v| v.hsum())
+            };
+            assert_eq!(
+                out.map(f32::to_bits),
+                each.map(f32::to_bits),
+                "AVX-512 hsum16"
+            );
+        }
     }
 }
