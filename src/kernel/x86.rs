@@ -60,6 +60,20 @@ pub(crate) trait Vector: Copy {
             *o = unsafe { v.hsum() };
         }
     }
+    /// For 16 vectors of two 8-lane positions each (elempack 8 on a 16-lane
+    /// vector): the 32 positions' totals in position order, 16 to a
+    /// vector, each added in `butterfly`'s order. `None` where W is not 16.
+    #[inline(always)]
+    unsafe fn totals_of_eights(_v: &[Self; 16]) -> Option<[Self; 2]> {
+        None
+    }
+    /// The inverse of the gathering above: `k[i]` holds position 2i's
+    /// factor in its first 8 lanes and 2i + 1's in the others, from the 32
+    /// factors `f` in position order. Only where `totals_of_eights` is `Some`.
+    #[inline(always)]
+    unsafe fn spread_eights(_f: &[Self; 2], _k: &mut [Self]) {
+        unreachable!("only 16-lane vectors gather elempack-8 totals")
+    }
     /// `lanes` floats at `p` (`lanes` < W, dividing W) repeated across the vector.
     unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self;
 }
@@ -194,6 +208,13 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     // back over its lanes.
     // SAFETY: the CPU has V's instructions.
     let mut k = [unsafe { V::splat(0.0) }; NV];
+    // Elempack 8 on 16-lane vectors (plain code, no closures: see
+    // `totals_of_eights`).
+    let eights = match <&[V; 16]>::try_from(&a[..]) {
+        // SAFETY: the CPU has V's instructions.
+        Ok(a16) if lanes == 8 => unsafe { V::totals_of_eights(a16) },
+        _ => None,
+    };
     if lanes == V::W && (NV == 16 || NV == 8) {
         // 16 or 8 vectors, one position each: one transpose tree sums them
         // all, and the factors are inverted NV at a time.
@@ -212,6 +233,30 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
             // SAFETY: the CPU has V's instructions.
             *k = unsafe { V::splat(inv) };
         }
+    } else if let Some(totals) = eights {
+        // Elempack 8 on 16-lane vectors: the tile's 32 positions reduce in
+        // one tree and invert two vectors at a time, rather than each
+        // vector's butterfly and inversion serving two positions.
+        // SAFETY (both blocks): the CPU has V's instructions.
+        let (low, high) = unsafe { (V::splat(norm.low()), V::splat(norm.high())) };
+        let untrusted =
+            unsafe { totals[0].any_outside(low, high) || totals[1].any_outside(low, high) };
+        let factors = if untrusted {
+            let mut inv = [0.0f32; 32];
+            // SAFETY: inv holds 32 floats; the CPU has V's instructions.
+            unsafe {
+                totals[0].store_acc(inv.as_mut_ptr());
+                totals[1].store_acc(inv.as_mut_ptr().add(16));
+            }
+            norm.invert_at(t, p0, &mut inv);
+            // SAFETY: as above.
+            unsafe { [V::load_acc(inv.as_ptr()), V::load_acc(inv.as_ptr().add(16))] }
+        } else {
+            // SAFETY: as above.
+            unsafe { [invert(totals[0], norm), invert(totals[1], norm)] }
+        };
+        // SAFETY: as above; 16-lane vectors, where `totals_of_eights` is Some.
+        unsafe { V::spread_eights(&factors, &mut k) };
     } else {
         // A position is one lane (lanes 1), a run of lanes within a vector
         // (1 < lanes < W), one vector (lanes W, in a narrower tile) or spans
@@ -685,6 +730,76 @@ impl Vector for V512 {
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         // SAFETY: out holds 16 floats.
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), _mm512_permutexvar_ps(order, z)) };
+    }
+    #[inline(always)]
+    unsafe fn totals_of_eights(v: &[Self; 16]) -> Option<[Self; 2]> {
+        // `butterfly`'s order for 8 lanes (l + l^4, then + l^2, then + l^1),
+        // on all 16 vectors at once; each stage halves the vectors. Macros,
+        // not closures: a closure can be compiled apart from the AVX-512
+        // caller, and its intrinsics then become calls.
+        // Stage 1 (l + l^4: a position's two 128-bit blocks): block q of
+        // c[j] holds position 4j + q's 4 partial sums.
+        macro_rules! blocks {
+            ($j:literal) => {
+                _mm512_add_ps(
+                    _mm512_shuffle_f32x4::<0b10_00_10_00>(v[2 * $j].0, v[2 * $j + 1].0),
+                    _mm512_shuffle_f32x4::<0b11_01_11_01>(v[2 * $j].0, v[2 * $j + 1].0),
+                )
+            };
+        }
+        let c = [
+            blocks!(0),
+            blocks!(1),
+            blocks!(2),
+            blocks!(3),
+            blocks!(4),
+            blocks!(5),
+            blocks!(6),
+            blocks!(7),
+        ];
+        // Stage 2 (l + l^2): block q of y[m] holds position 8m + q's two
+        // partial sums, then 8m + 4 + q's.
+        macro_rules! halves {
+            ($a:expr, $b:expr) => {
+                _mm512_add_ps(
+                    _mm512_shuffle_ps::<0b01_00_01_00>($a, $b),
+                    _mm512_shuffle_ps::<0b11_10_11_10>($a, $b),
+                )
+            };
+        }
+        let y = [
+            halves!(c[0], c[1]),
+            halves!(c[2], c[3]),
+            halves!(c[4], c[5]),
+            halves!(c[6], c[7]),
+        ];
+        // Stage 3 (l + l^1): element 4q + e of z[r] is position 16r + 4e + q's
+        // total; the permutation puts them in position order.
+        macro_rules! totals {
+            ($a:expr, $b:expr) => {
+                _mm512_permutexvar_ps(
+                    _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+                    _mm512_add_ps(
+                        _mm512_shuffle_ps::<0b10_00_10_00>($a, $b),
+                        _mm512_shuffle_ps::<0b11_01_11_01>($a, $b),
+                    ),
+                )
+            };
+        }
+        Some([V512(totals!(y[0], y[1])), V512(totals!(y[2], y[3]))])
+    }
+    #[inline(always)]
+    unsafe fn spread_eights(f: &[Self; 2], k: &mut [Self]) {
+        // k[i] = [f(2i) x 8 | f(2i + 1) x 8]: indices 2i and 2i + 1 of f[i / 8].
+        let mut idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        let two = _mm512_set1_epi32(2);
+        for (i, k) in k.iter_mut().enumerate() {
+            if i == 8 {
+                idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+            }
+            *k = V512(_mm512_permutexvar_ps(idx, f[i / 8].0));
+            idx = _mm512_add_epi32(idx, two);
+        }
     }
 }
 
@@ -1172,6 +1287,47 @@ mod tests {
                 each.map(f32::to_bits),
                 "AVX-512 hsum16"
             );
+        }
+    }
+
+    #[test]
+    fn elempack_8_totals_gather_and_spread_like_the_butterfly() {
+        let Some(_) = Avx512::new() else { return };
+        let x = values(16 * 16);
+        // SAFETY: the CPU has AVX-512F (checked above); each load reads 16
+        // of the 256 floats of `x`, each store writes 16 of 32 or 256.
+        unsafe {
+            let v: [V512; 16] = std::array::from_fn(|i| V512::load_acc(x.as_ptr().add(16 * i)));
+            let totals = V512::totals_of_eights(&v).expect("16-lane vectors gather");
+            let mut got = [0.0f32; 32];
+            totals[0].store_acc(got.as_mut_ptr());
+            totals[1].store_acc(got.as_mut_ptr().add(16));
+            // Each vector's butterfly over runs of 8: position 2i's total in
+            // lanes 0-7, 2i + 1's in lanes 8-15.
+            for (i, v) in v.iter().enumerate() {
+                let mut b = [0.0f32; 16];
+                butterfly(*v, 8).store_acc(b.as_mut_ptr());
+                assert_eq!(got[2 * i].to_bits(), b[0].to_bits(), "position {}", 2 * i);
+                assert_eq!(
+                    got[2 * i + 1].to_bits(),
+                    b[8].to_bits(),
+                    "position {}",
+                    2 * i + 1
+                );
+            }
+            let f = [
+                V512::load_acc(x.as_ptr()),
+                V512::load_acc(x.as_ptr().add(16)),
+            ];
+            let mut k = [V512::splat(0.0); 16];
+            V512::spread_eights(&f, &mut k);
+            for (i, k) in k.iter().enumerate() {
+                let mut lanes = [0.0f32; 16];
+                k.store_acc(lanes.as_mut_ptr());
+                for (l, &got) in lanes.iter().enumerate() {
+                    assert_eq!(got, x[2 * i + l / 8], "factor vector {i}, lane {l}");
+                }
+            }
         }
     }
 }
