@@ -204,11 +204,12 @@ impl<'w> Forward<'w> {
             _ if 16 % lanes != 0 => {}
             // Unpacked rows start wherever `cstep` puts them, so most 64-byte
             // loads straddle two cache lines; 32-byte ones do half as often.
-            // That wins while the tensor is cache-resident (64x19x19);
-            // larger ones stream from L3 or memory and gain more from
-            // AVX-512's longer runs per row (512x64x64: 40% faster;
-            // 1024x19x19, 1.5 MB: 0.91-0.97x Normalize against 1.00-1.03x
-            // with AVX2, 0.82-0.97x against 0.91-1.18x on 2 threads). Not for
+            // That won while the tensor fits in L2 (measured when the
+            // threshold was 2 MiB); larger ones stream from L3 or memory
+            // and gain more from AVX-512's longer runs per row (512x64x64:
+            // 40% faster; 1024x19x19, 1.5 MB: 0.91-0.97x Normalize against
+            // 1.00-1.03x with AVX2, 0.82-0.97x against 0.91-1.18x on 2
+            // threads). Not for
             // bf16: AVX2 lacks AVX-512's one-instruction narrowing to 16
             // bits, and rounding to bf16 without it costs more than the
             // straddling (1024x19x19 bf16: 0.10-0.16 ms on AVX-512 against
