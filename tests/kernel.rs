@@ -362,6 +362,22 @@ fn a_walks_last_positions_take_the_exact_path_alone() {
 }
 
 #[test]
+fn unpacked_rows_off_a_line_match_the_reference() {
+    // 65x65 positions: cstep 4228 floats puts each row 16 bytes past the
+    // previous one's 64-byte alignment, and 64 channels (1.08 MB) make tiles
+    // 16 vectors wide on AVX-512, which then loads and stores those rows
+    // aligned and shifts each vector.
+    let mut rng = Rng::new(12);
+    let view = MatView::dims3(65, 65, 64, 1);
+    check(
+        view,
+        &params(64, 1e-10, EpsMode::Add, false),
+        &mut rng,
+        "rows off a line",
+    );
+}
+
+#[test]
 fn huge_values_keep_their_direction() {
     // Two channels (3e38, 4e38 would overflow f32; use 3e37, 4e37): the
     // norm is 5e37, whose inverse is subnormal in f32.
@@ -470,6 +486,7 @@ fn chunks_partition_positions_and_match_whole_run() {
         (150, 150, 64usize, 16),
         (64, 64, 512, 16),
         (38, 38, 512, 1),
+        (65, 65, 64, 1),
         (1000, 1, 8, 8),
     ] {
         let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32);

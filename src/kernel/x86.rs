@@ -221,13 +221,16 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     // Pass 1: sum of squares per lane, accumulators in registers.
     // SAFETY: the CPU has V's instructions (this function's contract).
     // Unpacked rows start wherever `cstep` puts them; where this type can,
-    // rows off a vector boundary take aligned loads and stores (a 64-byte
-    // access across two cache lines costs about two; 256x150x150 elempack
-    // 1: 1.23-1.27x the floor -> 0.99-1.05x).
+    // rows off a vector boundary of tiles 16 vectors wide take aligned
+    // loads and stores (a 64-byte access across two cache lines costs about
+    // two; 256x150x150 elempack 1: 1.48 and 1.54x the floor -> 1.36 and
+    // 1.27x). Narrower tiles pay more for the extra vector and the permutes
+    // than they save (1024x19x19, 4 vectors: 0.92-0.94x Normalize -> 1.16-1.27x).
+    let aligned_rows = lanes == 1 && NV == 16;
     let mut a = [unsafe { V::splat(0.0) }; NV];
     for g in 0..layout.groups {
         let x = t.row(g, p0..p1).as_ptr();
-        let d = if lanes == 1 { V::row_shift(x) } else { 0 };
+        let d = if aligned_rows { V::row_shift(x) } else { 0 };
         if d != 0 {
             // SAFETY: the row holds NV·W elements and d = row_shift(x) != 0.
             unsafe { V::accumulate_shifted(x, d, &mut a) };
@@ -356,7 +359,7 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
         // SAFETY: same CPU features; lanes divides 16.
         let w = unsafe { weight_vectors::<V>(scale, g, lanes) };
         let x = t.row(g, p0..p1).as_mut_ptr();
-        let d = if lanes == 1 { V::row_shift(x) } else { 0 };
+        let d = if aligned_rows { V::row_shift(x) } else { 0 };
         if d != 0 {
             // SAFETY: as in pass 1; lanes is 1, so w[0] is the row's weight.
             unsafe { V::scale_shifted(x, d, &k, w[0]) };
