@@ -81,34 +81,44 @@ impl Element for BF16 {
     }
 }
 
+// The conversions below are branch-free: every case is computed, then one
+// is picked by mask (`if` chains here compile to branches, and four lanes
+// of branches do not vectorise). So four of them side by side become
+// vector code: the portable path widens and narrows four values at a time
+// with them, on aarch64 as on x86.
+
+/// `if c { a } else { b }` as bit masks.
+#[inline(always)]
+fn pick(c: bool, a: u32, b: u32) -> u32 {
+    let m = u32::from(c).wrapping_neg();
+    (a & m) | (b & !m)
+}
+
 /// f32 to bf16, round to nearest, ties to even; NaN stays a (quiet) NaN.
 #[inline(always)]
 pub fn f32_to_bf16(x: f32) -> u16 {
     let bits = x.to_bits();
-    if x.is_nan() {
-        return ((bits >> 16) | 0x40) as u16;
-    }
-    let rounding = 0x7fff + ((bits >> 16) & 1);
-    (bits.wrapping_add(rounding) >> 16) as u16
+    let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
+    let quiet = (bits >> 16) | 0x40;
+    pick(x.is_nan(), quiet, rounded) as u16
 }
 
 /// Half to f32, exact (subnormals, infinities and NaN included).
 #[inline(always)]
 pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h & 0x8000) << 16;
-    let exp = u32::from(h >> 10) & 0x1f;
-    let man = u32::from(h) & 0x3ff;
-    let bits = match (exp, man) {
-        (0, 0) => sign,
-        // Subnormal: man * 2^-24, exact in f32.
-        (0, m) => {
-            let v = m as f32 * f32::from_bits(0x3380_0000); // m * 2^-24
-            return if sign != 0 { -v } else { v };
-        }
-        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
+    let h = u32::from(h);
+    let sign = (h & 0x8000) << 16;
+    let em = h & 0x7fff; // exponent and mantissa
+                         // Normal: the fields move up 13 bits and the exponent bias goes from
+                         // 15 to 127. Infinity and NaN take the all-ones exponent.
+    let normal = (em << 13) + ((127 - 15) << 23);
+    let special = (em << 13) | 0x7f80_0000;
+    // Subnormal (and zero): mantissa * 2^-24, exact; an integer conversion
+    // and a power-of-two product, no subnormal f32 involved (so flushing
+    // modes cannot touch it).
+    let subnormal = (em as f32 * f32::from_bits(0x3380_0000)).to_bits(); // 2^-24
+    let bits = pick(em < 0x0400, subnormal, pick(em >= 0x7c00, special, normal));
+    f32::from_bits(sign | bits)
 }
 
 /// f32 to half, round to nearest, ties to even (overflow to infinity,
@@ -116,43 +126,30 @@ pub fn f16_to_f32(h: u16) -> f32 {
 #[inline(always)]
 pub fn f32_to_f16(x: f32) -> u16 {
     let bits = x.to_bits();
-    let sign = ((bits >> 16) & 0x8000) as u16;
+    let sign = (bits >> 16) & 0x8000;
     let abs = bits & 0x7fff_ffff;
-    if abs >= 0x7f80_0000 {
-        // Inf stays inf; NaN keeps a quiet payload bit.
-        return sign
-            | 0x7c00
-            | if abs > 0x7f80_0000 {
-                0x200 | ((abs >> 13) & 0x3ff) as u16
-            } else {
-                0
-            };
-    }
-    if abs >= 0x4780_0000 {
-        // >= 65536: beyond the largest half after rounding.
-        return sign | 0x7c00;
-    }
-    if abs < 0x3880_0000 {
-        // Below the smallest normal half (2^-14): a subnormal or zero.
-        // Scale so the result's units are 2^-24 and round to nearest even.
-        let v = f32::from_bits(abs) * f32::from_bits(0x4b80_0000); // * 2^24
-        return sign | round_half_even(v) as u16;
-    }
-    // Normal: rebias the exponent, round the 13 dropped mantissa bits.
-    let rebased = abs - ((127 - 15) << 23);
-    let rounding = 0x0fff + ((rebased >> 13) & 1);
-    sign | ((rebased + rounding) >> 13) as u16
-}
-
-#[inline(always)]
-fn round_half_even(v: f32) -> u32 {
-    let floor = v as u32; // v >= 0 and < 2^10 here
-    let frac = v - floor as f32;
-    if frac > 0.5 || (frac == 0.5 && floor & 1 == 1) {
-        floor + 1
-    } else {
-        floor
-    }
+    // Normal: rebias the exponent, round the 13 dropped mantissa bits (a
+    // carry out of the mantissa moves the exponent up, to infinity past
+    // 65504).
+    let rebased = abs.wrapping_sub((127 - 15) << 23);
+    let normal = rebased.wrapping_add(0x0fff + ((rebased >> 13) & 1)) >> 13;
+    // Below 2^-14, the smallest normal half: adding 0.5 (whose ulp is
+    // 2^-24, a half subnormal's unit) rounds |x| to a multiple of 2^-24,
+    // ties to even, in the f32 addition itself; the sum's low bits count
+    // the units (1024 when it rounds up to the smallest normal, which is
+    // that normal's encoding).
+    let half = 0x3f00_0000;
+    let subnormal = (f32::from_bits(abs) + f32::from_bits(half))
+        .to_bits()
+        .wrapping_sub(half);
+    let nan = 0x7e00 | ((abs >> 13) & 0x3ff);
+    // From 65536 up (infinity too): beyond the largest half after rounding.
+    let finite = pick(
+        abs < 0x3880_0000,
+        subnormal,
+        pick(abs >= 0x4780_0000, 0x7c00, normal),
+    );
+    (sign | pick(abs > 0x7f80_0000, nan, finite)) as u16
 }
 
 #[cfg(test)]
@@ -185,6 +182,77 @@ mod tests {
         assert_eq!(f32_to_f16(2f32.powi(-25)), 0); // tie to even zero
         assert_eq!(f32_to_f16(3.0 * 2f32.powi(-25)), 2);
         assert_eq!(f32_to_f16(1e-10), 0);
+    }
+
+    /// The half nearest `x` (ties to the even encoding), found by search
+    /// over the decoded values: an oracle that shares no code with
+    /// `f32_to_f16` beyond the exhaustively tested `f16_to_f32`.
+    fn nearest_half(x: f32) -> u16 {
+        let sign = if x.is_sign_negative() { 0x8000 } else { 0 };
+        let a = f64::from(x.abs());
+        // The largest finite half is 65504; halfway to the next step
+        // (65520) and beyond rounds to infinity.
+        if a >= 65520.0 {
+            return sign | 0x7c00;
+        }
+        // Positive halves 0..=0x7bff increase with their encoding.
+        let (mut lo, mut hi) = (0u16, 0x7bff);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if f64::from(f16_to_f32(mid)) <= a {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let below = lo;
+        let above = below + 1;
+        let (db, da) = (
+            a - f64::from(f16_to_f32(below)),
+            f64::from(f16_to_f32(above)) - a,
+        );
+        let h = if db < da || (db == da && below & 1 == 0) {
+            below
+        } else {
+            above
+        };
+        sign | h
+    }
+
+    #[test]
+    fn half_rounds_every_kind_of_f32_to_nearest_even() {
+        // A stride through all 2^32 bit patterns (prime, so every exponent
+        // and sign is met with varied mantissas), plus every value within
+        // a few ulps of each half and of each midpoint between halves.
+        let mut xs: Vec<f32> = (0..=u32::MAX / 4099)
+            .map(|i| f32::from_bits(i * 4099))
+            .collect();
+        for h in 0..0x7c00u16 {
+            let v = f16_to_f32(h);
+            let next = f16_to_f32(h + 1);
+            let mid = ((f64::from(v) + f64::from(next)) / 2.0) as f32;
+            for base in [v, mid] {
+                for d in -2i32..=2 {
+                    let b = base.to_bits() as i32 + d;
+                    if b >= 0 {
+                        xs.push(f32::from_bits(b as u32));
+                        xs.push(-f32::from_bits(b as u32));
+                    }
+                }
+            }
+        }
+        for x in xs {
+            if x.is_nan() {
+                assert!(f16_to_f32(f32_to_f16(x)).is_nan(), "{:#010x}", x.to_bits());
+            } else {
+                assert_eq!(
+                    f32_to_f16(x),
+                    nearest_half(x),
+                    "{x:e} ({:#010x})",
+                    x.to_bits()
+                );
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 use super::param::{Layer, ParamFile};
 use super::ModelError;
+use crate::kernel::element::f16_to_f32;
 use crate::L2NormParams;
 
 pub const TAG_FP16: u32 = 0x0130_6B47;
@@ -399,23 +400,6 @@ pub fn layout(param: &ParamFile, bin: &[u8]) -> Result<Vec<LayerBytes>, ModelErr
         )));
     }
     Ok(out)
-}
-
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let man = (h & 0x3ff) as u32;
-    let bits = match exp {
-        0 if man == 0 => sign,
-        // Subnormal: value = man * 2^-24.
-        0 => {
-            return f32::from_bits(sign)
-                + (if sign != 0 { -1.0 } else { 1.0 }) * man as f32 * 2f32.powi(-24)
-        }
-        0x1f => sign | 0x7f80_0000 | (man << 13),
-        _ => sign | ((exp + 112) << 23) | (man << 13),
-    };
-    f32::from_bits(bits)
 }
 
 /// The values of a chunk as f32 (int8 and raw-byte chunks have no float meaning).
