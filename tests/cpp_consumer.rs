@@ -42,7 +42,11 @@ fn cpp_app_links_registers_and_runs() {
     );
 
     // NCNN_L2NORM_ISA caps the code path for the whole process.
-    for (isa, name) in [("scalar", "scalar"), ("sse2", "sse2")] {
+    for (isa, name) in [
+        ("portable", "portable"),
+        ("scalar", "portable"),
+        ("sse2", "sse2"),
+    ] {
         let out = Command::new(&exe)
             .arg(models)
             .env("NCNN_L2NORM_ISA", isa)

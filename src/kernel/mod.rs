@@ -1,10 +1,13 @@
 //! The L2Norm kernel: checks, work splitting, instruction-set dispatch.
 //!
 //! * [`self::reference`]: the f64 oracle.
-//! * `tiled`: the portable one-pass path, plain loops the compiler vectorises
-//!   (any target).
-//! * `x86`: the same algorithm register-blocked for AVX-512F, AVX2+FMA+F16C
-//!   and SSE2.
+//! * `blocked`: the register-blocked one-pass algorithm, over a vector
+//!   trait that each code path implements:
+//!   * `x86`: AVX-512F, AVX2+FMA+F16C and SSE2 intrinsics;
+//!   * `portable`: four lanes of plain Rust the compiler vectorises (any
+//!     target; what aarch64 runs).
+//! * `tiled`: the same one-pass algorithm as simple slice loops, for
+//!   elempacks that do not divide 16 (none of ncnn's).
 //! * `norm`: sums of squares to factors, with an exact path for sums that
 //!   overflow or underflow f32.
 //! * [`element`]: fp32 / fp16 / bf16 storage.
@@ -13,8 +16,10 @@
 //! it checks a `Mat` description against the layer's parameters and weights
 //! once, then runs any position range of it.
 
+mod blocked;
 pub mod element;
 mod norm;
+mod portable;
 pub mod reference;
 mod tiled;
 #[cfg(target_arch = "x86_64")]
@@ -46,10 +51,11 @@ impl Scale<'_> {
     }
 }
 
-/// The code paths the kernel can take. `Scalar` is the portable path.
+/// The code paths the kernel can take. `Portable` is the one every target
+/// has: plain Rust the compiler vectorises (NEON on aarch64, SSE2 on x86-64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
-    Scalar,
+    Portable,
     Sse2,
     Avx2,
     Avx512,
@@ -58,7 +64,7 @@ pub enum Isa {
 impl Isa {
     /// Every path this CPU can run, slowest first.
     pub fn available() -> Vec<Isa> {
-        let mut v = vec![Isa::Scalar];
+        let mut v = vec![Isa::Portable];
         #[cfg(target_arch = "x86_64")]
         {
             if x86::Sse2::new().is_some() {
@@ -75,12 +81,12 @@ impl Isa {
     }
 
     /// The path the layer uses: the best this CPU has, or the one named by
-    /// `NCNN_L2NORM_ISA` (`scalar`, `sse2`, `avx2`, `avx512`; capped at what the
+    /// `NCNN_L2NORM_ISA` (`portable`, `sse2`, `avx2`, `avx512`; capped at what the
     /// CPU has). Decided once per process.
     pub fn selected() -> Isa {
         static SELECTED: OnceLock<Isa> = OnceLock::new();
         *SELECTED.get_or_init(|| {
-            let best = *Isa::available().last().unwrap_or(&Isa::Scalar);
+            let best = *Isa::available().last().unwrap_or(&Isa::Portable);
             let wanted = std::env::var("NCNN_L2NORM_ISA")
                 .ok()
                 .and_then(|v| Isa::from_name(&v));
@@ -90,7 +96,8 @@ impl Isa {
 
     pub fn from_name(name: &str) -> Option<Isa> {
         match name.trim().to_ascii_lowercase().as_str() {
-            "scalar" | "portable" => Some(Isa::Scalar),
+            // `scalar`: this path's name before it was vectorised.
+            "portable" | "scalar" => Some(Isa::Portable),
             "sse2" => Some(Isa::Sse2),
             "avx2" => Some(Isa::Avx2),
             "avx512" | "avx512f" => Some(Isa::Avx512),
@@ -100,7 +107,7 @@ impl Isa {
 
     pub fn name(self) -> &'static str {
         match self {
-            Isa::Scalar => "scalar",
+            Isa::Portable => "portable",
             Isa::Sse2 => "sse2",
             Isa::Avx2 => "avx2+fma+f16c",
             Isa::Avx512 => "avx512f",
@@ -240,9 +247,12 @@ impl<'w> Forward<'w> {
                     return unsafe { x86_sse2(token, t, scale, norm) };
                 }
             }
-            Isa::Scalar => {}
+            Isa::Portable => {}
         }
-        let _ = (isa, lanes);
+        let _ = isa;
+        if 16 % lanes == 0 {
+            return portable::normalize(t, scale, norm);
+        }
         let tile =
             tiled::tile_positions(self.layout.channels(), lanes, self.elem_bytes, TILE_BYTES);
         tiled::normalize(t, scale, norm, tile)

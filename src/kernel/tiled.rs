@@ -1,7 +1,8 @@
-//! The portable path: the one-pass algorithm as plain loops over slices,
-//! written so the compiler vectorises them for whatever it targets. This is
-//! what aarch64 and other non-x86 targets run, and the x86 fallback (the
-//! `Scalar` path, and elempacks that do not divide 16).
+//! The one-pass algorithm as plain loops over slices, for elempacks that do
+//! not divide 16 (none of ncnn's: a `Mat` built by hand), on every target.
+//! Elempacks that divide 16 take `blocked`'s register-blocked walk instead
+//! (the `portable` vector where there are no intrinsics), which keeps its
+//! accumulators in registers; this one keeps them in a stack array.
 //!
 //! For a tile of positions, pass 1 reads each channel group's slice of the
 //! tile and accumulates squares per lane (`acc[j] += x[j]^2`, one float per

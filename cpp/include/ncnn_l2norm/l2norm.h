@@ -51,7 +51,7 @@ void l2norm_layer_destroyer(ncnn::Layer* layer, void* userdata);
 int register_l2norm(ncnn::Net& net, const char* type = "L2Norm");
 
 // The kernel's code path on this CPU: "avx512f", "avx2+fma+f16c", "sse2" or
-// "scalar" (NCNN_L2NORM_ISA=scalar|sse2|avx2|avx512 caps it).
+// "portable" (NCNN_L2NORM_ISA=portable|sse2|avx2|avx512 caps it).
 std::string kernel_isa();
 
 } // namespace ncnn_l2norm
