@@ -5,10 +5,10 @@
 //! on x86, where the tests check it.
 //!
 //! Four lanes match NEON's registers and ncnn's elempack 4 on ARM, where a
-//! position is one vector. Tiles are [`U`] vectors wide: aarch64 has 32
-//! vector registers, room for 16 accumulators and the factors. x86-64 has
-//! 16, so its compiler spills some of them; it runs this path only when
-//! asked to.
+//! position is one vector. Tiles are [`U`] = 8 vectors wide, as on SSE2, on
+//! every target, so what the tests run here is what aarch64 ships. (Its 32
+//! vector registers could hold 16 accumulators; unmeasured. On x86-64's 16
+//! registers, 16 spilled and ran 3x slower.)
 
 use super::blocked::{normalize_blocked, Io, Vector};
 use super::element::Element;
