@@ -8,7 +8,8 @@
 //! position is one vector. Tiles are [`U`] = 8 vectors wide, as on SSE2, on
 //! every target, so what the tests run here is what aarch64 ships. (Its 32
 //! vector registers could hold 16 accumulators; unmeasured. On x86-64's 16
-//! registers, 16 spilled and ran 3x slower.)
+//! registers, 16 spilled: 512x38x38 ran 1.3x slower packed by 4 and 3.1x
+//! unpacked, in one run.)
 
 use super::blocked::{normalize_blocked, Io, Vector};
 use super::element::Element;
