@@ -1,6 +1,6 @@
 //! `cargo bench --bench paths`: the kernel's code paths side by side, in
 //! Rust, without ncnn's layer around them: every path this CPU has (the
-//! portable one included) on the tensors, elempacks and storage
+//! portable one included) on `--bench l2norm`'s tensors, elempacks and storage
 //! types, alternating within each sample so all of them meet the same
 //! machine state, against a memory floor measured in the same loop.
 //!
