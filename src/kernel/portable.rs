@@ -26,6 +26,9 @@ pub(crate) const U: usize = 8;
 pub(crate) struct F32x4([f32; 4]);
 
 impl F32x4 {
+    /// Lane-wise `f`. (Closures are fine on this path: unlike the x86
+    /// entry points, nothing here is compiled with extra target features,
+    /// so they inline like any other code.)
     #[inline(always)]
     fn zip(self, other: Self, f: impl Fn(f32, f32) -> f32) -> Self {
         let (a, b) = (self.0, other.0);
