@@ -1,0 +1,96 @@
+//! An ncnn install prefix, however it was found: where its headers and
+//! library are, and how ncnn was configured (read from its `platform.h`, its
+//! cmake package files and, without those, the library itself). Every later
+//! step (compiling, linking, exporting) works from this description.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// What we need to know about an installed ncnn.
+#[derive(Debug)]
+pub struct Ncnn {
+    pub prefix: PathBuf,
+    pub origin: String,
+    pub include_dir: PathBuf,
+    pub lib_dir: PathBuf,
+    pub shared: bool,
+    /// Uses OpenMP: our layer's `#pragma omp` must run on ncnn's runtime.
+    pub openmp: bool,
+    /// OpenMP through ncnn's own runtime (`NCNN_SIMPLEOMP`): no libgomp.
+    pub simpleomp: bool,
+    pub threads: bool,
+    pub rtti: bool,
+    pub exceptions: bool,
+    /// The C API has `ncnn_option_set_use_packing_layout` (ncnn 1.0.20250503
+    /// does not): the tests that drive nets through the C API can turn packing off.
+    pub c_api_packing_option: bool,
+}
+
+/// Reads an install prefix: headers, library, and how ncnn was configured.
+pub fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
+    let include_dir = prefix.join("include/ncnn");
+    if !include_dir.join("net.h").is_file() {
+        return None;
+    }
+    let lib_dir = [
+        "lib",
+        "lib64",
+        "lib/x86_64-linux-gnu",
+        "lib/aarch64-linux-gnu",
+    ]
+    .iter()
+    .map(|l| prefix.join(l))
+    .find(|d| d.join("libncnn.a").is_file() || d.join("libncnn.so").exists())?;
+
+    let platform_h = fs::read_to_string(include_dir.join("platform.h")).unwrap_or_default();
+    let platform = |name: &str| platform_h.contains(&format!("#define {name} 1"));
+    let cmake_dir = lib_dir.join("cmake/ncnn");
+    let config = fs::read_to_string(cmake_dir.join("ncnnConfig.cmake")).unwrap_or_default();
+    let targets = fs::read_to_string(cmake_dir.join("ncnn.cmake")).unwrap_or_default();
+    let config_on = |name: &str| config.contains(&format!("set({name} ON)"));
+
+    let static_lib = lib_dir.join("libncnn.a");
+    let shared = if config.is_empty() {
+        !static_lib.is_file()
+    } else {
+        config_on("NCNN_SHARED_LIB")
+    };
+    let lib_file = if shared {
+        lib_dir.join("libncnn.so")
+    } else {
+        static_lib
+    };
+    let lib_bytes = fs::read(&lib_file).unwrap_or_default();
+    let lib_has = |sym: &str| lib_bytes.windows(sym.len()).any(|w| w == sym.as_bytes());
+
+    let simpleomp = platform("NCNN_SIMPLEOMP");
+    // Without cmake files, a reference to libgomp's entry point tells.
+    let openmp = simpleomp
+        || if config.is_empty() {
+            lib_has("GOMP_parallel")
+        } else {
+            config_on("NCNN_OPENMP")
+        };
+    // ncnn exports -fno-rtti / -fno-exceptions to its users through the cmake
+    // target; without one, the library's typeinfo for ncnn::Layer tells RTTI.
+    let rtti = if targets.is_empty() {
+        lib_has("_ZTIN4ncnn5LayerE")
+    } else {
+        !targets.contains("-fno-rtti")
+    };
+    let exceptions = !targets.contains("-fno-exceptions");
+    let c_api_h = fs::read_to_string(include_dir.join("c_api.h")).unwrap_or_default();
+    Some(Ncnn {
+        prefix: prefix.to_path_buf(),
+        origin: origin.to_string(),
+        include_dir,
+        lib_dir,
+        shared,
+        openmp,
+        simpleomp,
+        threads: platform("NCNN_THREADS"),
+        rtti,
+        exceptions,
+        c_api_packing_option: c_api_h.contains("ncnn_option_set_use_packing_layout("),
+    })
+}

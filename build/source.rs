@@ -1,0 +1,170 @@
+//! Building an ncnn release from source into the cache shared by every build
+//! on the machine: pick the release, take the cache entry's lock, fetch the
+//! source (`sdist.rs`), configure, build and install it with cmake
+//! (`cmake.rs`), and mark the entry complete.
+//!
+//! Cache layout, under `cache_root()`:
+//! `ncnn-VERSION-VARIANT/` (VARIANT: `default`, or the fnv-1a hash of
+//! `NCNN_L2NORM_NCNN_CMAKE_ARGS`) holding `src/`, `build/` (removed after a
+//! successful build), `install/` (with the `.ncnn-l2norm-complete` stamp),
+//! `build.log` and `.lock`; `tools/cmake-VERSION/` for cmake from PyPI.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::cmake::{find_cmake, run_logged};
+use crate::env::{env_var, progress};
+use crate::install::{inspect_prefix, Ncnn};
+use crate::sdist::fetch_source;
+use crate::{NCNN_RELEASES, NCNN_VERSION};
+
+/// An ncnn release we can build from source.
+#[derive(Debug, Clone, Copy)]
+pub struct Release {
+    pub version: &'static str,
+    pub sdist_sha256: &'static str,
+}
+
+/// `NCNN_L2NORM_NCNN_VERSION` (or the pinned `NCNN_VERSION`) among `NCNN_RELEASES`.
+pub fn release(wanted: Option<&str>) -> Result<Release, String> {
+    let wanted = wanted
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(NCNN_VERSION);
+    NCNN_RELEASES
+        .iter()
+        .find(|(version, _)| *version == wanted)
+        .map(|&(version, sdist_sha256)| Release {
+            version,
+            sdist_sha256,
+        })
+        .ok_or_else(|| {
+            let known: Vec<&str> = NCNN_RELEASES.iter().map(|(v, _)| *v).collect();
+            format!(
+                "NCNN_L2NORM_NCNN_VERSION={wanted} is not a release this crate can build; known: {} (the default is {NCNN_VERSION})",
+                known.join(", ")
+            )
+        })
+}
+
+/// The cmake options that decide what ncnn is built as: everything but where
+/// its source, build tree and install go. `extra` is
+/// `NCNN_L2NORM_NCNN_CMAKE_ARGS`, last, so that it can override any of ours.
+fn configure_options(extra: &str) -> Vec<String> {
+    // Release, CPU only, library only; SIMPLEOCV gives the demo imread/imwrite.
+    let mut options: Vec<String> = [
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DNCNN_VULKAN=OFF",
+        "-DNCNN_BUILD_TOOLS=OFF",
+        "-DNCNN_BUILD_EXAMPLES=OFF",
+        "-DNCNN_BUILD_BENCHMARK=OFF",
+        "-DNCNN_BUILD_TESTS=OFF",
+        "-DNCNN_PYTHON=OFF",
+        "-DNCNN_SIMPLEOCV=ON",
+    ]
+    .map(String::from)
+    .into();
+    options.extend(extra.split_whitespace().map(String::from));
+    options
+}
+
+/// Builds `release` into the cache (once per release and cmake options; later
+/// builds reuse it).
+pub fn build_ncnn(release: Release) -> Result<Ncnn, String> {
+    let version = release.version;
+    let options = env_var("NCNN_L2NORM_NCNN_CMAKE_ARGS").unwrap_or_default();
+    let variant = if options.trim().is_empty() {
+        "default".to_string()
+    } else {
+        format!("{:016x}", fnv1a(&options))
+    };
+    let root = cache_root()?.join(format!("ncnn-{version}-{variant}"));
+    fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let install = root.join("install");
+    let stamp = install.join(".ncnn-l2norm-complete");
+
+    // Serialise builds across cargo processes (debug, release, tests in parallel).
+    let lock_file = fs::File::create(root.join(".lock"))
+        .map_err(|e| format!("cannot create lock in {}: {e}", root.display()))?;
+    if lock_file.try_lock().is_err() {
+        progress(&format!(
+            "waiting for another build of ncnn in {}",
+            root.display()
+        ));
+        lock_file
+            .lock()
+            .map_err(|e| format!("cannot lock {}: {e}", root.display()))?;
+    }
+    if stamp.is_file() {
+        return inspect_prefix(&install, "cache").ok_or_else(|| {
+            format!(
+                "cached ncnn at {} is broken; delete {}",
+                install.display(),
+                root.display()
+            )
+        });
+    }
+
+    let started = Instant::now();
+    progress(&format!(
+        "building ncnn {version} into {} (once per machine, several minutes)",
+        root.display()
+    ));
+    let src = fetch_source(&root, release)?;
+    let cmake = find_cmake(&root)?;
+    let build = root.join("build");
+    let log_path = root.join("build.log");
+    let mut configure = Command::new(&cmake);
+    configure
+        .arg("-S")
+        .arg(&src)
+        .arg("-B")
+        .arg(&build)
+        .arg(format!("-DCMAKE_INSTALL_PREFIX={}", install.display()))
+        .args(configure_options(&options));
+    run_logged(&mut configure, &log_path, "configure ncnn")?;
+    let jobs = env_var("NUM_JOBS").unwrap_or_else(|| "2".into());
+    run_logged(
+        Command::new(&cmake)
+            .arg("--build")
+            .arg(&build)
+            .args(["-j", &jobs]),
+        &log_path,
+        "build ncnn",
+    )?;
+    run_logged(
+        Command::new(&cmake).arg("--install").arg(&build),
+        &log_path,
+        "install ncnn",
+    )?;
+    fs::write(&stamp, format!("ncnn {version} {options}\n")).map_err(|e| e.to_string())?;
+    progress(&format!(
+        "built ncnn in {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
+    // The build tree is 400 MB of objects; the install is all we use.
+    let _ = fs::remove_dir_all(&build);
+    inspect_prefix(&install, "built from source")
+        .ok_or_else(|| format!("ncnn install at {} is incomplete", install.display()))
+}
+
+/// `NCNN_L2NORM_CACHE_DIR`, else `$XDG_CACHE_HOME/ncnn-l2norm`, else `~/.cache/ncnn-l2norm`.
+pub fn cache_root() -> Result<PathBuf, String> {
+    if let Some(dir) = env_var("NCNN_L2NORM_CACHE_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = env_var("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(dir).join("ncnn-l2norm"));
+    }
+    env_var("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/ncnn-l2norm"))
+        .ok_or_else(|| "no cache directory: set NCNN_L2NORM_CACHE_DIR".to_string())
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
