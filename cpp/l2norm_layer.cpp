@@ -6,6 +6,7 @@
 
 #include "ncnn-l2norm/src/bridge.rs.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include <mutex>
@@ -38,11 +39,80 @@ static bridge::LayerParams bridge_params(const L2Norm& layer)
     return p;
 }
 
+// ncnn releases from 20261020 on have batched Mats (Mat::n, Mat::batch);
+// older ones do not. These overloads pick the member when it exists.
+template<typename M>
+static auto batch_count(const M& m, int) -> decltype((int)m.n)
+{
+    return m.n;
+}
+template<typename M>
+static int batch_count(const M&, long)
+{
+    return 1;
+}
+template<typename M>
+static auto batch_item(M& m, int b, int) -> decltype(m.batch(b))
+{
+    return m.batch(b);
+}
+template<typename M>
+static M batch_item(M& m, int, long)
+{
+    return m; // only reached with batch_count 1
+}
+
+static bridge::MatShape describe(const ncnn::Mat& m, int storage)
+{
+    bridge::MatShape shape;
+    shape.dims = m.data ? m.dims : 0; // a Mat without data is empty, whatever its fields say
+    shape.w = m.w;
+    shape.h = m.h;
+    shape.d = m.d;
+    shape.c = m.c;
+    shape.elempack = m.elempack;
+    shape.elemsize = m.elemsize;
+    shape.cstep = m.cstep;
+    shape.storage = storage;
+    shape.n = batch_count(m, 0);
+    return shape;
+}
+
+// The weights as fp32 values, only when the Mat is a 1-D fp32 vector: Rust
+// checks the same description (check_weights) before reading them, so a Mat
+// of another kind is reported, never read past its end.
 static rust::Slice<const float> weights_of(const ncnn::Mat& scale_data)
 {
-    if (scale_data.empty())
+    if (scale_data.data == 0 || scale_data.dims != 1 || scale_data.elemsize != 4 || scale_data.elempack != 1 || scale_data.w < 0)
         return rust::Slice<const float>();
     return rust::Slice<const float>((const float*)scale_data.data, (size_t)scale_data.w);
+}
+
+// One ParamDict entry with the type ncnn recorded for it; Rust decides
+// whether that type is the one the param documents.
+static bridge::ParamEntry param_entry(const ncnn::ParamDict& pd, int id)
+{
+    bridge::ParamEntry e;
+    e.kind = pd.type(id);
+    e.int_value = 0;
+    e.float_value = 0.f;
+    if (e.kind == 1 || e.kind == 2)
+        e.int_value = pd.get(id, 0);
+    if (e.kind == 3)
+        e.float_value = pd.get(id, 0.f);
+    if (e.kind == 7)
+        e.text = pd.get(id, std::string());
+    if (e.kind >= 4 && e.kind <= 6)
+    {
+        const ncnn::Mat v = pd.get(id, ncnn::Mat());
+        if (v.data && v.elemsize == 4) // ParamDict arrays are 1-D 32-bit words
+        {
+            const uint32_t* words = (const uint32_t*)v.data;
+            for (int i = 0; i < v.w; i++)
+                e.words.push_back(words[i]);
+        }
+    }
+    return e;
 }
 
 // 0 fp32, 1 fp16, 2 bf16, -1 unknown. A 2-byte element is fp16 or bf16 as
@@ -86,28 +156,24 @@ L2Norm::L2Norm()
 
 int L2Norm::load_param(const ncnn::ParamDict& pd)
 {
-    bridge::LayerParams p;
-    p.channels = pd.get(0, 0);
-    p.eps = pd.get(1, 1e-10f);
-    p.eps_mode = pd.get(2, 0);
-    p.channel_shared = pd.get(3, 0);
+    bridge::ParamDictEntries entries;
+    entries.channels = param_entry(pd, 0);
+    entries.eps = param_entry(pd, 1);
+    entries.eps_mode = param_entry(pd, 2);
+    entries.channel_shared = param_entry(pd, 3);
+    entries.weight_shape = param_entry(pd, 10);
 
-    ncnn::Mat shape = pd.get(10, ncnn::Mat());
-    const int* shape_data = (const int*)shape.data;
-    for (int i = 0; i < shape.w; i++) // ParamDict arrays are 1-D
-        p.weight_shape.push_back(shape_data[i]);
-
-    bridge::ParamsCheck check = bridge::check_params(p);
+    bridge::ParamsCheck check = bridge::check_params(entries);
     if (check.status.code != 0)
     {
         log_error(this, check.status.message.c_str());
         return check.status.code;
     }
 
-    channels = check.channels;
-    eps = p.eps;
-    eps_mode = p.eps_mode;
-    channel_shared = p.channel_shared;
+    channels = check.params.channels;
+    eps = check.params.eps;
+    eps_mode = check.params.eps_mode;
+    channel_shared = check.params.channel_shared;
     weight_count = check.weight_count;
     return 0;
 }
@@ -129,8 +195,9 @@ int L2Norm::load_model(const ncnn::ModelBin& mb)
         return -100;
     }
 
-    // A ModelBin over a Mat array hands back whatever Mat it holds.
-    bridge::Status status = bridge::check_weights(bridge_params(*this), weights_of(scale_data));
+    // A ModelBin over a Mat array hands back whatever Mat it holds: fp16,
+    // int8, 2-D, batched. Only a 1-D fp32 Mat of weight_count values passes.
+    bridge::Status status = bridge::check_weights(bridge_params(*this), describe(scale_data, 0));
     if (status.code != 0)
     {
         log_error(this, status.message.c_str());
@@ -142,23 +209,30 @@ int L2Norm::load_model(const ncnn::ModelBin& mb)
 
 int L2Norm::forward_inplace(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt) const
 {
-    bridge::MatShape shape;
-    shape.dims = bottom_top_blob.dims;
-    shape.w = bottom_top_blob.w;
-    shape.h = bottom_top_blob.h;
-    shape.d = bottom_top_blob.d;
-    shape.c = bottom_top_blob.c;
-    shape.elempack = bottom_top_blob.elempack;
-    shape.elemsize = bottom_top_blob.elemsize;
-    shape.cstep = bottom_top_blob.cstep;
-    shape.storage = storage_of(bottom_top_blob, opt);
-    if (bottom_top_blob.data == 0)
-        shape.dims = 0; // an empty Mat, reported as such
+    // A batched Mat (n > 1, ncnn 20261020 and later) is n Mats of one shape,
+    // nstep apart: each is normalised on its own. Through a Net ncnn already
+    // hands them over one at a time (support_batch is false); called
+    // directly, the layer takes the whole batch.
+    const int batches = batch_count(bottom_top_blob, 0);
+    if (batches <= 1)
+        return forward_one(bottom_top_blob, opt);
+    for (int b = 0; b < batches; b++)
+    {
+        ncnn::Mat item = batch_item(bottom_top_blob, b, 0);
+        const int ret = forward_one(item, opt);
+        if (ret != 0)
+            return ret;
+    }
+    return 0;
+}
 
+int L2Norm::forward_one(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt) const
+{
+    const bridge::MatShape shape = describe(bottom_top_blob, storage_of(bottom_top_blob, opt));
     const bridge::LayerParams params = bridge_params(*this);
     const rust::Slice<const float> weights = weights_of(scale_data);
 
-    bridge::ForwardPlan plan = bridge::plan_forward(shape, params, weights, opt.num_threads);
+    bridge::ForwardPlan plan = bridge::plan_forward(shape, params, describe(scale_data, 0), weights, opt.num_threads);
     if (plan.status.code != 0)
     {
         log_error(this, plan.status.message.c_str());
@@ -219,7 +293,12 @@ int register_l2norm(ncnn::Net& net, const char* type)
         NCNN_LOGE("L2Norm: register_l2norm needs a non-empty type name");
         return -1;
     }
-    return net.register_custom_layer(interned_type_name(type), l2norm_layer_creator, l2norm_layer_destroyer);
+    const int ret = net.register_custom_layer(interned_type_name(type), l2norm_layer_creator, l2norm_layer_destroyer);
+    // Allowed, because it is how a model whose Normalize lines are L2Norm's
+    // math can opt in; said once, because it changes what that net runs.
+    if (ret == 0 && ncnn::layer_to_index(type) >= 0)
+        NCNN_LOGE("L2Norm: registered as \"%s\", which replaces ncnn's built-in %s layer in this net", type, type);
+    return ret;
 }
 
 std::string kernel_isa()

@@ -10,7 +10,7 @@ use crate::error::L2NormError;
 use crate::kernel::element::{Element, Storage, BF16, F16};
 use crate::kernel::Forward;
 use crate::layout::{MatView, TensorMut};
-use crate::params::L2NormParams;
+use crate::params::{EpsMode, L2NormParams, LayerParamDict, ParamValue};
 
 #[cxx::bridge(namespace = "ncnn_l2norm::bridge")]
 mod ffi {
@@ -29,20 +29,45 @@ mod ffi {
         /// 0 fp32, 1 fp16, 2 bf16 (ncnn tells 16-bit types apart by its
         /// options, so the layer decides); -1 for 16-bit data neither enables.
         storage: i32,
+        /// Batch count (`Mat::n`); 1 on ncnn releases without batched Mats.
+        n: i32,
     }
 
-    /// The layer's values as read from its ParamDict.
-    struct LayerParams {
-        /// Param 0; 0 when absent.
-        channels: i32,
+    /// One ParamDict entry, as ncnn recorded it.
+    struct ParamEntry {
+        /// `ParamDict::type`: 0 absent, 1 untyped scalar (.param.bin), 2 int,
+        /// 3 float, 4 untyped array, 5 int array, 6 float array, 7 string.
+        kind: i32,
+        /// `get(id, int)`: the value for kind 2, the raw bits for kind 1.
+        int_value: i32,
+        /// `get(id, float)`: the value for kind 3.
+        float_value: f32,
+        /// `get(id, std::string)`: the value for kind 7.
+        text: String,
+        /// The array's 32-bit words for kinds 4 to 6.
+        words: Vec<u32>,
+    }
+
+    /// The ParamDict entries an L2Norm layer reads.
+    struct ParamDictEntries {
+        /// Param 0.
+        channels: ParamEntry,
         /// Param 1.
-        eps: f32,
+        eps: ParamEntry,
         /// Param 2.
-        eps_mode: i32,
+        eps_mode: ParamEntry,
         /// Param 3.
+        channel_shared: ParamEntry,
+        /// Param 10 (pnnx's weight shape, `-23310=` in a .param line).
+        weight_shape: ParamEntry,
+    }
+
+    /// The layer's checked parameters, as `check_params` resolved them.
+    struct LayerParams {
+        channels: i32,
+        eps: f32,
+        eps_mode: i32,
         channel_shared: i32,
-        /// Param 10 (pnnx's weight shape); empty when absent.
-        weight_shape: Vec<i32>,
     }
 
     /// 0, or an ncnn error code and the line to log.
@@ -54,8 +79,8 @@ mod ffi {
     /// Result of checking a `.param` line.
     struct ParamsCheck {
         status: Status,
-        /// Input channels the layer expects.
-        channels: i32,
+        /// The resolved parameters (valid when `status.code` is 0).
+        params: LayerParams,
         /// fp32 weights to read from the `.bin`.
         weight_count: i32,
     }
@@ -70,11 +95,12 @@ mod ffi {
     // ---- Rust items exposed to C++ ----
     extern "Rust" {
         fn kernel_isa() -> &'static str;
-        fn check_params(params: &LayerParams) -> ParamsCheck;
-        fn check_weights(params: &LayerParams, weights: &[f32]) -> Status;
+        fn check_params(entries: &ParamDictEntries) -> ParamsCheck;
+        fn check_weights(params: &LayerParams, weights: &MatShape) -> Status;
         fn plan_forward(
             shape: &MatShape,
             params: &LayerParams,
+            weight_mat: &MatShape,
             weights: &[f32],
             num_threads: i32,
         ) -> ForwardPlan;
@@ -89,7 +115,7 @@ mod ffi {
     }
 }
 
-use ffi::{ForwardPlan, LayerParams, MatShape, ParamsCheck, Status};
+use ffi::{ForwardPlan, LayerParams, MatShape, ParamDictEntries, ParamEntry, ParamsCheck, Status};
 
 /// Runs `f`, turning a panic into an internal error.
 fn guarded<T>(f: impl FnOnce() -> Result<T, L2NormError>) -> Result<T, L2NormError> {
@@ -113,14 +139,83 @@ fn status<T>(r: &Result<T, L2NormError>) -> Status {
     }
 }
 
+/// The resolved parameters, checked again: the C++ layer's fields are
+/// public, so a caller may have changed them since `load_param`.
 fn params_of(p: &LayerParams) -> Result<L2NormParams, L2NormError> {
     L2NormParams::from_raw(
         i64::from(p.channels),
         p.eps,
         p.eps_mode,
         p.channel_shared,
-        &p.weight_shape,
+        &[],
     )
+}
+
+fn value_of(e: &ParamEntry) -> ParamValue {
+    match e.kind {
+        0 => ParamValue::Absent,
+        1 => ParamValue::Untyped(e.int_value as u32),
+        2 => ParamValue::Int(e.int_value),
+        3 => ParamValue::Float(e.float_value),
+        4 => ParamValue::UntypedArray(e.words.clone()),
+        5 => ParamValue::IntArray(e.words.iter().map(|&w| w as i32).collect()),
+        6 => ParamValue::FloatArray(e.words.iter().map(|&w| f32::from_bits(w)).collect()),
+        // 7, and any type a later ncnn may add: nothing a number can be read from.
+        _ => ParamValue::String(e.text.clone()),
+    }
+}
+
+/// Checks the weights Mat before anything reads it as `weight_count` fp32
+/// values: a `ModelBin` over a Mat array hands back whatever Mat it holds.
+fn check_weight_mat(p: &L2NormParams, m: &MatShape) -> Result<(), L2NormError> {
+    let expected = p.weight_count();
+    let kind = |got: String, hint: &'static str| {
+        Err(L2NormError::WeightKind {
+            expected,
+            got,
+            hint,
+        })
+    };
+    if m.dims == 0 {
+        return Err(L2NormError::WeightCount { expected, got: 0 });
+    }
+    if m.elemsize != 4 || m.elempack != 1 {
+        let bits = match usize::try_from(m.elempack) {
+            Ok(pack) if pack > 0 && m.elemsize % pack == 0 => {
+                format!("{}-bit elements", m.elemsize / pack * 8)
+            }
+            _ => "elements".to_string(),
+        };
+        let hint = match (m.elemsize, m.elempack) {
+            (2, 1) => "; convert fp16 weights with ncnn::cast_float16_to_float32 (bf16: cast_bfloat16_to_float32) first",
+            (1, 1) => "; L2Norm has no int8 weights",
+            _ => "",
+        };
+        return kind(
+            format!(
+                "a Mat of {bits} (elemsize {}, elempack {})",
+                m.elemsize, m.elempack
+            ),
+            hint,
+        );
+    }
+    if m.dims != 1 {
+        return kind(
+            format!(
+                "a {}-D Mat (w={} h={} d={} c={})",
+                m.dims, m.w, m.h, m.d, m.c
+            ),
+            "",
+        );
+    }
+    if m.n != 1 {
+        return kind(format!("a batch of {} Mats", m.n), "");
+    }
+    let got = usize::try_from(m.w).unwrap_or(0);
+    if got != expected {
+        return Err(L2NormError::WeightCount { expected, got });
+    }
+    Ok(())
 }
 
 fn view_of(s: &MatShape) -> MatView {
@@ -141,21 +236,42 @@ fn kernel_isa() -> &'static str {
     crate::kernel::Isa::selected().name()
 }
 
-fn check_params(params: &LayerParams) -> ParamsCheck {
-    let r = guarded(|| params_of(params));
-    let (channels, weight_count) = match &r {
-        Ok(p) => (p.channels as i32, p.weight_count() as i32),
-        Err(_) => (0, 0),
+fn check_params(entries: &ParamDictEntries) -> ParamsCheck {
+    let r = guarded(|| {
+        L2NormParams::from_param_dict(&LayerParamDict {
+            channels: value_of(&entries.channels),
+            eps: value_of(&entries.eps),
+            eps_mode: value_of(&entries.eps_mode),
+            channel_shared: value_of(&entries.channel_shared),
+            weight_shape: value_of(&entries.weight_shape),
+        })
+    });
+    // Defaults for a failed check; the C++ layer keeps none of them.
+    let mut params = LayerParams {
+        channels: 0,
+        eps: crate::params::DEFAULT_EPS,
+        eps_mode: EpsMode::Add.to_param(),
+        channel_shared: 0,
     };
+    let mut weight_count = 0;
+    if let Ok(p) = &r {
+        params = LayerParams {
+            channels: p.channels as i32,
+            eps: p.eps,
+            eps_mode: p.eps_mode.to_param(),
+            channel_shared: i32::from(p.channel_shared),
+        };
+        weight_count = p.weight_count() as i32;
+    }
     ParamsCheck {
         status: status(&r),
-        channels,
+        params,
         weight_count,
     }
 }
 
-fn check_weights(params: &LayerParams, weights: &[f32]) -> Status {
-    status(&guarded(|| params_of(params)?.check_weights(weights)))
+fn check_weights(params: &LayerParams, weights: &MatShape) -> Status {
+    status(&guarded(|| check_weight_mat(&params_of(params)?, weights)))
 }
 
 fn storage_of(s: &MatShape) -> Result<Storage, L2NormError> {
@@ -179,10 +295,19 @@ fn forward_for<'w, E: Element>(
 fn plan_forward(
     shape: &MatShape,
     params: &LayerParams,
+    weight_mat: &MatShape,
     weights: &[f32],
     num_threads: i32,
 ) -> ForwardPlan {
     let r = guarded(|| {
+        check_weight_mat(&params_of(params)?, weight_mat)?;
+        if shape.n != 1 {
+            // The C++ layer hands over one batch item at a time.
+            return Err(L2NormError::Internal(format!(
+                "a batch of {} Mats reached the kernel",
+                shape.n
+            )));
+        }
         let forward = match storage_of(shape)? {
             Storage::F32 => forward_for::<f32>(shape, params, weights)?,
             Storage::F16 => forward_for::<F16>(shape, params, weights)?,

@@ -129,14 +129,59 @@ fn one_net_many_threads_gives_bit_identical_outputs() {
 /// Each case: the ncnn return code, and what the layer's one log line must
 /// say (None: the layer logs nothing).
 const CASES: &[(&str, i32, Option<&str>)] = &[
-    ("zero_channels", -1, Some("channels (param 0) is 0")),
+    ("zero_channels", -1, Some("channels (param 0) is 0;")),
+    (
+        "missing_channels",
+        -1,
+        Some("channels (param 0) is missing; give 0=C"),
+    ),
+    (
+        "eps_string",
+        -1,
+        Some("eps (param 1) is the string \"nan\"; it must be a number"),
+    ),
+    (
+        "eps_mode_float",
+        -1,
+        Some("eps_mode (param 2) is the float 1; it must be an int"),
+    ),
+    (
+        "channel_shared_float",
+        -1,
+        Some("channel_shared (param 3) is the float 1; it must be an int"),
+    ),
+    (
+        "channels_float",
+        -1,
+        Some("channels (param 0) is the float 8; it must be an int"),
+    ),
+    (
+        "channels_array",
+        -1,
+        Some("channels (param 0) is an array of 2 values; it must be an int"),
+    ),
+    (
+        "weight_shape_scalar",
+        -1,
+        Some("weight shape (param 10) is the int 16; it must be an int array"),
+    ),
+    (
+        "weight_shape_string",
+        -1,
+        Some("weight shape (param 10) is the string \"1,16\"; it must be an int array"),
+    ),
+    (
+        "tiny_negative_eps",
+        -1,
+        Some("eps (param 1) is -1e-30; it must be finite"),
+    ),
     ("negative_channels", -1, Some("channels (param 0) is -4")),
     (
         "absurd_channels",
         -1,
         Some("channels (param 0) is 100000000"),
     ),
-    ("negative_eps", -1, Some("eps (param 1) is -1")),
+    ("negative_eps", -1, Some("eps (param 1) is -1;")),
     ("bad_eps_mode", -1, Some("eps_mode (param 2) is 9")),
     (
         "bad_channel_shared",
@@ -159,6 +204,42 @@ const CASES: &[(&str, i32, Option<&str>)] = &[
         "weight_count_mismatch",
         -1,
         Some("expected 16 fp32 weights, got 7"),
+    ),
+    (
+        "fp16_weights",
+        -1,
+        Some("weights are a Mat of 16-bit elements (elemsize 2, elempack 1); expected a 1-D Mat of 16 fp32 values; convert fp16 weights"),
+    ),
+    (
+        "int8_weights",
+        -1,
+        Some("weights are a Mat of 8-bit elements (elemsize 1, elempack 1); expected a 1-D Mat of 16 fp32 values; L2Norm has no int8 weights"),
+    ),
+    (
+        "packed_weights",
+        -1,
+        Some("weights are a Mat of 32-bit elements (elemsize 16, elempack 4)"),
+    ),
+    (
+        "2d_weights",
+        -1,
+        Some("weights are a 2-D Mat (w=16 h=1 d=1 c=1)"),
+    ),
+    (
+        "weights_swapped_before_forward",
+        -1,
+        Some("weights are a Mat of 16-bit elements"),
+    ),
+    (
+        "int8_packed_input",
+        -1,
+        Some("elemsize 8 at elempack 8, i.e. 1-byte elements; fp32 storage needs 4 bytes per value; an int8 blob needs a Dequantize"),
+    ),
+    ("batched_input", 0, None),
+    (
+        "register_over_builtin",
+        0,
+        Some("registered as \"Normalize\", which replaces ncnn's built-in Normalize layer in this net"),
     ),
     (
         "channel_mismatch",
@@ -188,6 +269,9 @@ fn bad_input_gets_an_ncnn_error_and_one_log_line() {
         "layer_errors crashed ({:?}):\n{stdout}\n{stderr}",
         out.status
     );
+    for line in stdout.lines().filter(|l| l.starts_with("skipped:")) {
+        println!("{line}");
+    }
 
     for &(name, code, log) in CASES {
         let got = stdout

@@ -211,6 +211,21 @@ fn refuses_bad_params_and_weights() {
         "0=16 -23310=4,1,8,1,1",
         "-23310=4,2,16,1,1",
         "-23310=4,1,16,3,3",
+        // No channel count at all.
+        "",
+        // Params of a type other than the one each documents: ncnn's
+        // ParamDict keeps them (a string, a float, a scalar, a float array)
+        // and its getters would hand the layer the default instead.
+        "0=16 1=nan",
+        "0=16 1=inf",
+        "0=16 1=abc",
+        "0=16 1=\"0.5\"",
+        "0=16 2=1.0",
+        "0=16 3=1.0",
+        "0=8.0",
+        "0=16 10=16",
+        // A float array whose bits are the ints 1 and 16.
+        "-23310=2,1.401298e-45,2.242078e-44",
     ];
     if common::ncnn_can_refuse_models("refuses_bad_params_and_weights: bad params") {
         for params in bad_params {

@@ -7,9 +7,11 @@
 //     ncnn_l2norm::register_l2norm(net);          // type "L2Norm"
 //     net.load_param("ssd.param");
 //
-// Params (ncnn `id=value`): 0=channels, 1=eps (1e-10), 2=eps_mode (0 add,
-// 1 caffe, 2 F.normalize, 3 tensorflow), 3=channel_shared (0), 10=weight
-// shape (pnnx moduleop, supplies channels). Weights: raw fp32 in the .bin.
+// Params (ncnn `id=value`): 0=channels (int), 1=eps (float, 1e-10),
+// 2=eps_mode (int: 0 add, 1 caffe, 2 F.normalize, 3 tensorflow),
+// 3=channel_shared (int, 0), 10=weight shape (int array, as pnnx moduleop
+// writes it; supplies channels). A param of another type fails load_param.
+// Weights: raw fp32 in the .bin (a 1-D fp32 Mat from a ModelBin).
 #pragma once
 
 #include "layer.h"
@@ -28,7 +30,12 @@ public:
 
     virtual int load_model(const ncnn::ModelBin& mb);
 
+    // A batched Mat (ncnn 20261020+, n > 1) is normalised item by item.
     virtual int forward_inplace(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt) const;
+
+private:
+    int forward_one(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt) const;
+
 
 public:
     // param
@@ -47,7 +54,8 @@ ncnn::Layer* l2norm_layer_creator(void* userdata);
 void l2norm_layer_destroyer(ncnn::Layer* layer, void* userdata);
 
 // Registers L2Norm on `net` under `type` (copied; need not outlive the net).
-// Returns 0, or ncnn's error code.
+// Returns 0, or ncnn's error code. A built-in type name ("Normalize") is
+// allowed and replaces ncnn's layer in this net; that is logged once.
 int register_l2norm(ncnn::Net& net, const char* type = "L2Norm");
 
 // The kernel's code path on this CPU: "avx512f", "avx2+fma+f16c", "sse2" or
