@@ -545,7 +545,7 @@ fn check<E: Bits>(
             .collect();
         let ss: f64 = inputs.iter().map(|&x| f64::from(x).powi(2)).sum();
         let weight = c.weights[if c.params.channel_shared { 0 } else { ch }];
-        // README's edge values: where a position's factor lies below 2^-64
+        // docs/numerics.md's edge values: where a position's factor lies below 2^-64
         // (a huge norm or a huge eps) the exact path scales its values by
         // 2^e (e < 0, leaving a factor in [2^-64, 2^-63)), and a value that
         // this takes to 0 in the storage type meets an infinite weight as

@@ -15,10 +15,11 @@
 //! `-close_fd_mask=2` to hide it):
 //! * no crash, panic, sanitizer report or hang;
 //! * load_param returns ncnn's error code (-1) exactly when the text is
-//!   malformed or the L2Norm values the layer reads from it (modelled here
-//!   from ncnn's ParamDict typing rules and checked with
-//!   `L2NormParams::from_raw`) are invalid, and 0 otherwise (shape hints,
-//!   id 30, make success unpredictable, so only failure is checked then);
+//!   malformed or the L2Norm entries the layer reads from it (modelled here
+//!   from ncnn's ParamDict typing rules, each with the type ncnn records for
+//!   it, and checked with `L2NormParams::from_param_dict`) are invalid or of
+//!   the wrong type, and 0 otherwise (shape hints, id 30, make success
+//!   unpredictable, so only failure is checked then);
 //! * load_model returns -1 exactly when the `.bin` holds fewer bytes than
 //!   the weights need;
 //! * when both load, a forward on a small input (dims 1-4) with the layer's
@@ -35,7 +36,7 @@ use std::ffi::{c_int, c_void};
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use ncnn_l2norm::{l2norm_reference, Element, L2NormParams, Storage, BF16, DEFAULT_EPS};
+use ncnn_l2norm::{l2norm_reference, Element, L2NormParams, LayerParamDict, ParamValue, Storage, BF16};
 
 use common::{tolerance, Net, Rng, Tensor};
 
@@ -46,18 +47,18 @@ extern "C" {
     fn ncnn_option_set_use_bf16_storage(opt: *mut c_void, enable: c_int);
 }
 
-/// What ncnn's ParamDict makes of one value, as the layer reads it.
+/// What ncnn's ParamDict makes of one value, and the type it records.
 #[derive(Debug, Clone, PartialEq)]
 enum Parsed {
-    /// Type 2: `get(id, int)` gives it, `get(id, float)` converts it.
+    /// Type 2.
     Int(i32),
-    /// Type 3: `get(id, float)` gives it, `get(id, int)` the default.
+    /// Type 3.
     Float(f32),
-    /// Types 4-6: `get(id, Mat)` gives these 32-bit words, which the layer
-    /// reads as ints (a float element's bits for float arrays).
-    Array(Vec<i32>),
-    /// Type 7: every getter the layer uses gives its default.
-    Str,
+    /// Types 4-6: 32-bit words (a float element's bits), recorded as a float
+    /// array (6), an int array (5) or, when empty, untyped (4).
+    Array { words: Vec<i32>, float: bool },
+    /// Type 7.
+    Str(String),
     /// The parser refuses the line.
     Error,
 }
@@ -200,9 +201,13 @@ fn value(u: &mut Unstructured) -> Result<(String, Parsed)> {
                     words.push(w);
                 }
             }
+            let array = |words| Parsed::Array {
+                words,
+                float: is_float,
+            };
             if n == 1 && u.ratio(1, 2)? {
                 text.push(','); // a one-element array
-                (text, Parsed::Array(words))
+                (text, array(words))
             } else if n == 1 {
                 // A plain scalar after all.
                 let parsed = if is_float {
@@ -212,12 +217,16 @@ fn value(u: &mut Unstructured) -> Result<(String, Parsed)> {
                 };
                 (text, parsed)
             } else if parsed_ok {
-                (text, Parsed::Array(words))
+                (text, array(words))
             } else {
                 (text, Parsed::Error)
             }
         }
-        8 => (u.choose(&STRINGS)?.to_string(), Parsed::Str),
+        8 => {
+            let text = u.choose(&STRINGS)?.to_string();
+            let content = text.trim_matches('"').to_string();
+            (text, Parsed::Str(content))
+        }
         _ => (u.choose(&BAD_TOKENS)?.to_string(), Parsed::Error),
     })
 }
@@ -232,16 +241,18 @@ fn old_array(u: &mut Unstructured) -> Result<(String, Parsed)> {
     };
     let mut text = declared.to_string();
     let mut words = Vec::new();
+    let mut float = false;
     for _ in 0..n {
-        let (t, _, w) = element(u, None)?;
+        let (t, f, w) = element(u, None)?;
         text.push(',');
         text.push_str(&t);
         words.push(w);
+        float = f; // ncnn records the last element's type for the array
     }
     let parsed = if declared != n {
         Parsed::Error
     } else {
-        Parsed::Array(words)
+        Parsed::Array { words, float }
     };
     Ok((text, parsed))
 }
@@ -260,25 +271,27 @@ fn entry(u: &mut Unstructured, id: i32) -> Result<Entry> {
     })
 }
 
-/// The layer's values as ncnn's getters give them (cpp/l2norm_layer.cpp:
-/// `pd.get(0, 0)`, `pd.get(1, 1e-10f)`, `pd.get(2, 0)`, `pd.get(3, 0)`,
-/// `pd.get(10, Mat())`), later entries replacing earlier ones.
-fn layer_values(entries: &[Entry]) -> (i32, f32, i32, i32, Vec<i32>) {
-    let last = |id: i32| entries.iter().rev().find(|e| e.id == id).map(|e| &e.parsed);
-    let get_int = |id: i32| match last(id) {
-        Some(Parsed::Int(i)) => *i,
-        _ => 0,
+/// The layer's entries as ncnn's ParamDict records them, each with its type
+/// (later entries replacing earlier ones).
+fn layer_values(entries: &[Entry]) -> LayerParamDict {
+    let value = |id: i32| match entries.iter().rev().find(|e| e.id == id).map(|e| &e.parsed) {
+        None | Some(Parsed::Error) => ParamValue::Absent,
+        Some(Parsed::Int(i)) => ParamValue::Int(*i),
+        Some(Parsed::Float(f)) => ParamValue::Float(*f),
+        Some(Parsed::Array { words, .. }) if words.is_empty() => ParamValue::UntypedArray(Vec::new()),
+        Some(Parsed::Array { words, float: true }) => {
+            ParamValue::FloatArray(words.iter().map(|&w| f32::from_bits(w as u32)).collect())
+        }
+        Some(Parsed::Array { words, float: false }) => ParamValue::IntArray(words.clone()),
+        Some(Parsed::Str(s)) => ParamValue::String(s.clone()),
     };
-    let eps = match last(1) {
-        Some(Parsed::Int(i)) => *i as f32,
-        Some(Parsed::Float(f)) => *f,
-        _ => DEFAULT_EPS,
-    };
-    let shape = match last(10) {
-        Some(Parsed::Array(words)) => words.clone(),
-        _ => Vec::new(),
-    };
-    (get_int(0), eps, get_int(2), get_int(3), shape)
+    LayerParamDict {
+        channels: value(0),
+        eps: value(1),
+        eps_mode: value(2),
+        channel_shared: value(3),
+        weight_shape: value(10),
+    }
 }
 
 #[derive(Debug)]
@@ -362,7 +375,7 @@ fn case(u: &mut Unstructured) -> Result<Case> {
     let param = format!("7767517\n2 2\nInput data 0 1 data\n{line}\n");
     let malformed = entries.iter().any(|e| e.parsed == Parsed::Error);
     let unpredictable = entries.iter().any(|e| e.id == 30);
-    let (channels, eps, mode, shared, shape) = layer_values(&entries);
+    let dict = layer_values(&entries);
     // ncnn masks the layer's options with featmask (id 31): bit 2 turns
     // bf16 storage off for it.
     let featmask = match entries.iter().rev().find(|e| e.id == 31) {
@@ -373,7 +386,7 @@ fn case(u: &mut Unstructured) -> Result<Case> {
         _ => 0,
     };
     let layer_bf16 = bf16 && featmask & (1 << 2) == 0;
-    let params = L2NormParams::from_raw(i64::from(channels), eps, mode, shared, &shape);
+    let params = L2NormParams::from_param_dict(&dict);
 
     // The .bin.
     let needed = params.as_ref().map_or(16, |p| p.weight_count() * 4);
