@@ -6,8 +6,9 @@
 //! Cache layout, under `cache_root()`:
 //! `ncnn-VERSION-VARIANT/` (VARIANT: `default`, or the fnv-1a hash of
 //! `NCNN_L2NORM_NCNN_CMAKE_ARGS`) holding `src/`, `build/` (removed after a
-//! successful build), `install/` (with the `.ncnn-l2norm-complete` stamp),
-//! `build.log` and `.lock`; `tools/cmake-VERSION/` for cmake from PyPI.
+//! successful build), `install/` (with the `.ncnn-l2norm-complete` stamp,
+//! which records the cmake options it was built with), `build.log` and
+//! `.lock`; `tools/cmake-VERSION/` for cmake from PyPI.
 
 use std::fs;
 use std::path::PathBuf;
@@ -50,9 +51,23 @@ pub fn release(wanted: Option<&str>) -> Result<Release, String> {
 }
 
 /// The cmake options that decide what ncnn is built as: everything but where
-/// its source, build tree and install go. `extra` is
-/// `NCNN_L2NORM_NCNN_CMAKE_ARGS`, last, so that it can override any of ours.
-fn configure_options(extra: &str) -> Vec<String> {
+/// its source, build tree and install go. This is the one place that decides
+/// them (what a target or another backend needs belongs here too), and the
+/// cache entry's stamp records them, so a change here rebuilds every cached
+/// ncnn once. `extra` is `NCNN_L2NORM_NCNN_CMAKE_ARGS`, last, so that it can
+/// override any of ours.
+fn configure_options(release: Release, extra: &str) -> Result<Vec<String>, String> {
+    // ncnn's CMakeLists.txt makes its version 1.0.${NCNN_VERSION} and, when
+    // NCNN_VERSION is not given, sets it to the day of the build: ncnn 1.0.20261020
+    // built today would report 1.0.<today> in ncnn_version(), NCNN_VERSION_STRING,
+    // ncnnConfig.cmake, ncnn.pc and the shared library's name. (The same in the
+    // 20261020, 20260526 and 20250503 sources.)
+    let ncnn_version = release.version.strip_prefix("1.0.").ok_or_else(|| {
+        format!(
+            "ncnn {} does not fit ncnn's 1.0.NCNN_VERSION scheme: say in build/source.rs how to make it report its release",
+            release.version
+        )
+    })?;
     // Release, CPU only, library only; SIMPLEOCV gives the demo imread/imwrite.
     let mut options: Vec<String> = [
         "-DCMAKE_BUILD_TYPE=Release",
@@ -66,8 +81,9 @@ fn configure_options(extra: &str) -> Vec<String> {
     ]
     .map(String::from)
     .into();
+    options.push(format!("-DNCNN_VERSION={ncnn_version}"));
     options.extend(extra.split_whitespace().map(String::from));
-    options
+    Ok(options)
 }
 
 /// Builds `release` into the cache (once per release and cmake options; later
@@ -97,14 +113,34 @@ pub fn build_ncnn(release: Release) -> Result<Ncnn, String> {
             .lock()
             .map_err(|e| format!("cannot lock {}: {e}", root.display()))?;
     }
-    if stamp.is_file() {
-        return inspect_prefix(&install, "cache").ok_or_else(|| {
-            format!(
-                "cached ncnn at {} is broken; delete {}",
-                install.display(),
+    // The directory name is the cache key (release and NCNN_L2NORM_NCNN_CMAKE_ARGS;
+    // .ci/matrix finds entries by it). The stamp says the install is complete
+    // and records every cmake option it was configured with: an entry built
+    // with other options, e.g. by an older build.rs that let ncnn take the
+    // build date as its version, is rebuilt in place rather than used.
+    let configure = configure_options(release, &options)?;
+    let stamp_text = format!("ncnn {version}\n{}\n", configure.join("\n"));
+    match fs::read_to_string(&stamp) {
+        Ok(found) if found == stamp_text => {
+            return inspect_prefix(&install, "cache").ok_or_else(|| {
+                format!(
+                    "cached ncnn at {} is broken; delete {}",
+                    install.display(),
+                    root.display()
+                )
+            });
+        }
+        Ok(_) => {
+            progress(&format!(
+                "cached ncnn in {} was configured with other cmake options; rebuilding it",
                 root.display()
-            )
-        });
+            ));
+            let _ = fs::remove_dir_all(&install);
+            let _ = fs::remove_dir_all(root.join("build"));
+        }
+        // No stamp: not built yet, or a build that stopped part-way (its
+        // build tree is reused).
+        Err(_) => {}
     }
 
     let started = Instant::now();
@@ -116,15 +152,17 @@ pub fn build_ncnn(release: Release) -> Result<Ncnn, String> {
     let cmake = find_cmake(&root)?;
     let build = root.join("build");
     let log_path = root.join("build.log");
-    let mut configure = Command::new(&cmake);
-    configure
-        .arg("-S")
-        .arg(&src)
-        .arg("-B")
-        .arg(&build)
-        .arg(format!("-DCMAKE_INSTALL_PREFIX={}", install.display()))
-        .args(configure_options(&options));
-    run_logged(&mut configure, &log_path, "configure ncnn")?;
+    run_logged(
+        Command::new(&cmake)
+            .arg("-S")
+            .arg(&src)
+            .arg("-B")
+            .arg(&build)
+            .arg(format!("-DCMAKE_INSTALL_PREFIX={}", install.display()))
+            .args(&configure),
+        &log_path,
+        "configure ncnn",
+    )?;
     let jobs = env_var("NUM_JOBS").unwrap_or_else(|| "2".into());
     run_logged(
         Command::new(&cmake)
@@ -139,7 +177,19 @@ pub fn build_ncnn(release: Release) -> Result<Ncnn, String> {
         &log_path,
         "install ncnn",
     )?;
-    fs::write(&stamp, format!("ncnn {version} {options}\n")).map_err(|e| e.to_string())?;
+    // ncnn_version() returns NCNN_VERSION_STRING: say so if the release's
+    // source ignored -DNCNN_VERSION.
+    let platform_h = install.join("include/ncnn/platform.h");
+    if !fs::read_to_string(&platform_h)
+        .unwrap_or_default()
+        .contains(&format!("#define NCNN_VERSION_STRING \"{version}\""))
+    {
+        println!(
+            "cargo:warning=ncnn built from the {version} source does not report version {version}: see NCNN_VERSION_STRING in {}",
+            platform_h.display()
+        );
+    }
+    fs::write(&stamp, stamp_text).map_err(|e| e.to_string())?;
     progress(&format!(
         "built ncnn in {:.0} s",
         started.elapsed().as_secs_f64()
