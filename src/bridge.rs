@@ -181,7 +181,7 @@ fn check_weight_mat(p: &L2NormParams, m: &MatShape) -> Result<(), L2NormError> {
     }
     if m.elemsize != 4 || m.elempack != 1 {
         let bits = match usize::try_from(m.elempack) {
-            Ok(pack) if pack > 0 && m.elemsize % pack == 0 => {
+            Ok(pack) if pack > 0 && m.elemsize.is_multiple_of(pack) => {
                 format!("{}-bit elements", m.elemsize / pack * 8)
             }
             _ => "elements".to_string(),

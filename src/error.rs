@@ -125,7 +125,7 @@ fn storage_name(storage: Storage) -> &'static str {
 /// "1-byte elements", or what is wrong when elemsize is no multiple of elempack.
 fn element_size_text(elemsize: usize, elempack: i32) -> String {
     match usize::try_from(elempack) {
-        Ok(pack) if pack > 0 && elemsize % pack == 0 => {
+        Ok(pack) if pack > 0 && elemsize.is_multiple_of(pack) => {
             format!("i.e. {}-byte elements", elemsize / pack)
         }
         _ => "which is no whole number of bytes per element".to_string(),
