@@ -11,6 +11,10 @@
 
 #[path = "../tests/common/cpp.rs"]
 mod cpp;
+// The `ncnn-l2norm` tool's model code, compiled in: it is not part of the library.
+#[allow(dead_code)]
+#[path = "../src/tools/model/mod.rs"]
+mod model;
 
 use std::process::Command;
 
@@ -66,8 +70,8 @@ fn main() {
             work.join(format!("{name}.fused.param")),
             work.join(format!("{name}.fused.bin")),
         );
-        let opts = ncnn_l2norm::model::fuse::FuseOptions::default();
-        if let Err(e) = ncnn_l2norm::model::fuse::fuse_files(&param, &bin, &fparam, &fbin, opts) {
+        let opts = model::fuse::FuseOptions::default();
+        if let Err(e) = model::fuse::fuse_files(&param, &bin, &fparam, &fbin, opts) {
             panic!("fusing {name}: {e}");
         }
         let status = Command::new(&exe)

@@ -18,17 +18,21 @@
 //! Module map: `params` (what a `.param` line says), `layout` (how a `Mat`
 //! holds channels and positions), [`kernel`] (the computation, its code
 //! paths and its f64 reference), `bridge` (the cxx bridge), `c_api`
-//! (registration on a C-API net), [`model`] (reading and rewriting ncnn
-//! models for the `ncnn-l2norm fuse` tool), [`package`] (the headers,
-//! libraries, CMake package and pkg-config file `ncnn-l2norm install` writes).
+//! (registration on a C-API net), `error` (what can be wrong with a layer's
+//! parameters, weights or input). That is the whole library: the `rlib` and the
+//! `libncnn_l2norm.a` C++ apps link.
+//!
+//! Not part of it: `src/tools/` is the `ncnn-l2norm` command-line tool
+//! (`fuse` rewrites converted models to use the layer, `install` writes the
+//! headers, libraries, CMake package and pkg-config file), a separate binary
+//! that uses this library through its public API; `src/bin/` holds the
+//! cargo targets that start the C++ demos (`l2norm-demo`, `ssd-demo`).
 
 mod bridge;
 mod c_api;
 mod error;
 pub mod kernel;
 mod layout;
-pub mod model;
-pub mod package;
 mod params;
 
 pub use c_api::{register_on_c_net, NcnnNet};

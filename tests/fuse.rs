@@ -18,15 +18,20 @@
 //! `1e-4·(1 + max|expected|)`. Measured worst differences are printed.
 
 mod common;
+// The `ncnn-l2norm` tool's model code, compiled in as the tool compiles it:
+// it is not part of the library (see src/tools/main.rs).
+#[allow(dead_code)]
+#[path = "../src/tools/model/mod.rs"]
+mod model;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{net_options, Net, Tensor};
-use ncnn_l2norm::model::bin;
-use ncnn_l2norm::model::fuse::{fuse, fuse_files, FuseOptions};
-use ncnn_l2norm::model::param::ParamFile;
-use ncnn_l2norm::model::ModelError;
+use model::bin;
+use model::fuse::{fuse, fuse_files, FuseOptions};
+use model::param::ParamFile;
+use model::ModelError;
 use ncnn_l2norm::EpsMode;
 
 type Blob = common::FixtureBlob;
@@ -299,7 +304,7 @@ fn cli(args: &[&Path], normalize: bool) -> (i32, String, String) {
 }
 
 #[test]
-fn cli_writes_what_the_library_computes_and_refuses_as_the_manifest_says() {
+fn cli_writes_what_fuse_computes_and_refuses_as_the_manifest_says() {
     let d = temp_dir("cli");
     for fx in fixtures() {
         let (op, ob) = (
@@ -417,7 +422,7 @@ fn assert_refused(param: &str, bin_bytes: &[u8], why: &str) {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(leftovers.len(), 3, "temp files left: {leftovers:?}");
-    // The library says the same.
+    // `fuse_files` says the same.
     let e = fuse_files(&ip, &ib, &op, &ob, FuseOptions::default()).unwrap_err();
     assert!(e.to_string().contains(why), "{e}");
     let _ = std::fs::remove_dir_all(&d);

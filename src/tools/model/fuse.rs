@@ -48,10 +48,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
+use ncnn_l2norm::{EpsMode, L2NormParams};
+
 use super::bin::{self, LayerBytes};
 use super::param::{Layer, Param, ParamFile};
 use super::ModelError;
-use crate::{EpsMode, L2NormParams};
 
 /// What to do besides fusing decomposed chains.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

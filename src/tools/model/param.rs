@@ -79,7 +79,9 @@ impl Param {
         }
     }
 
-    /// The token as written.
+    /// The token as written (the writer reads the field itself; this is
+    /// for the tests).
+    #[cfg(test)]
     pub fn text(&self) -> &str {
         &self.text
     }

@@ -1,3 +1,5 @@
+//! `ncnn-l2norm`: the project's command-line tool. It is not part of the layer.
+//!
 //! `ncnn-l2norm fuse in.param in.bin out.param out.bin [--normalize]`
 //!
 //! Replaces the L2Norm subgraphs that pnnx and onnx2ncnn emit (square, sum
@@ -9,12 +11,37 @@
 //!
 //! Installs the headers, `libncnn_l2norm.a` (and `.so` next to a shared
 //! libncnn), a CMake package and a pkg-config file (see `package`).
+//!
+//! # Why the tools live here and not in the library
+//!
+//! `src/` holds two things. The layer (`lib.rs`, `kernel/`, `layout.rs`,
+//! `params.rs`, `error.rs`, `bridge.rs`, `c_api.rs`) is the library: the
+//! `rlib` Rust code uses and the `libncnn_l2norm.a` C++ apps link. The tools
+//! in this folder (`model/`: reading and rewriting ncnn models for `fuse`;
+//! `package.rs`: what `install` writes; this file: the command line) are
+//! compiled into this binary only, as its own modules, and use the layer
+//! through its public API (`ncnn_l2norm::...`) like any other user of it.
+//!
+//! A `tools` cargo feature or a `#[doc(hidden)] pub mod tools` in the library
+//! would also have kept the tools out of the layer's rustdoc, but a staticlib
+//! archives all of its crate's code: with a feature on by default (or with
+//! `doc(hidden)`, always), the `libncnn_l2norm.a` that `cargo build --release`
+//! leaves for C++ apps would carry the model parser, the fuser and the
+//! packager's templates, and a feature off by default would have left
+//! `tests/fuse.rs` out of `cargo test`. Here the library cannot reach tool
+//! code at all. The tools' unit tests run with `cargo test` (this binary's
+//! test target), and `tests/fuse.rs` and `benches/l2norm.rs` compile
+//! `model/` into themselves with `#[path]`, so they test exactly the code
+//! this binary runs.
+
+mod model;
+mod package;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ncnn_l2norm::model::fuse::{fuse_files, FuseOptions};
-use ncnn_l2norm::package::{install, NcnnFlags};
+use model::fuse::{fuse_files, FuseOptions};
+use package::{install, NcnnFlags};
 
 const USAGE: &str = "usage: ncnn-l2norm fuse IN.param IN.bin OUT.param OUT.bin [--normalize]
        ncnn-l2norm install --prefix DIR [--staticlib PATH]

@@ -29,11 +29,11 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const HEADERS: [(&str, &str); 2] = [
     (
         "l2norm.h",
-        include_str!("../cpp/include/ncnn_l2norm/l2norm.h"),
+        include_str!("../../cpp/include/ncnn_l2norm/l2norm.h"),
     ),
     (
         "l2norm_c.h",
-        include_str!("../cpp/include/ncnn_l2norm/l2norm_c.h"),
+        include_str!("../../cpp/include/ncnn_l2norm/l2norm_c.h"),
     ),
 ];
 

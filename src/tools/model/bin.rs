@@ -16,10 +16,11 @@
 //! the file with them and fails on a file too short or too long for the
 //! `.param`, and on layer types whose layout it does not know.
 
+use ncnn_l2norm::kernel::element::f16_to_f32;
+use ncnn_l2norm::L2NormParams;
+
 use super::param::{Layer, ParamFile};
 use super::ModelError;
-use crate::kernel::element::f16_to_f32;
-use crate::L2NormParams;
 
 pub const TAG_FP16: u32 = 0x0130_6B47;
 pub const TAG_BF16: u32 = 0x0134_8B83;
@@ -297,7 +298,7 @@ fn loads(l: &Layer) -> Result<Vec<Load>, String> {
         "L2Norm" => {
             let p = L2NormParams::from_raw(
                 l.int(0, 0)? as i64,
-                l.float(1, crate::DEFAULT_EPS)?,
+                l.float(1, ncnn_l2norm::DEFAULT_EPS)?,
                 l.int(2, 0)?,
                 l.int(3, 0)?,
                 &l.int_array(10)?,
