@@ -41,4 +41,4 @@ pub use kernel::element::{Element, Storage, BF16, F16};
 pub use kernel::reference::l2norm_reference;
 pub use kernel::{l2norm_inplace, Forward, Isa};
 pub use layout::{ChannelLayout, MatView, TensorMut};
-pub use params::{EpsMode, L2NormParams, DEFAULT_EPS, MAX_CHANNELS};
+pub use params::{EpsMode, L2NormParams, LayerParamDict, ParamValue, DEFAULT_EPS, MAX_CHANNELS};
