@@ -4,8 +4,10 @@
 //! * `blocked`: the register-blocked one-pass algorithm, over a vector
 //!   trait that each code path implements:
 //!   * `x86`: AVX-512F, AVX2+FMA+F16C and SSE2 intrinsics;
+//!   * `neon`: aarch64's NEON intrinsics, with the hardware's fp16
+//!     conversions;
 //!   * `portable`: four lanes of plain Rust the compiler vectorises (any
-//!     target; what aarch64 runs).
+//!     target).
 //! * `tiled`: the same one-pass algorithm as simple slice loops, for
 //!   elempacks that do not divide 16 (none of ncnn's).
 //! * `norm`: sums of squares to factors, with an exact path for sums that
@@ -18,6 +20,8 @@
 
 mod blocked;
 pub mod element;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod norm;
 mod portable;
 pub mod reference;
@@ -53,9 +57,15 @@ impl Scale<'_> {
 
 /// The code paths the kernel can take. `Portable` is the one every target
 /// has: plain Rust the compiler vectorises (NEON on aarch64, SSE2 on x86-64).
+///
+/// Ordered by vector width within each architecture's paths, `Neon` (four
+/// lanes, like `Sse2`) below the x86 ones, so that a cap names a width: see
+/// [`selected`](Isa::selected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
     Portable,
+    /// aarch64's Advanced SIMD, with fp16 storage converted by the hardware.
+    Neon,
     Sse2,
     Avx2,
     Avx512,
@@ -77,27 +87,44 @@ impl Isa {
                 v.push(Isa::Avx512);
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if neon::Neon::new().is_some() {
+            v.push(Isa::Neon);
+        }
         v
     }
 
     /// The path the layer uses: the best this CPU has, or the one named by
-    /// `NCNN_L2NORM_ISA` (`portable`, `sse2`, `avx2`, `avx512`; capped at what the
-    /// CPU has). Decided once per process.
+    /// `NCNN_L2NORM_ISA` (`portable`, `neon`, `sse2`, `avx2`, `avx512`), capped
+    /// at what the CPU has: the best available path that does not come after
+    /// it. So `avx512` on an aarch64 CPU runs `neon`, and `neon` on x86-64
+    /// runs `portable` (the four-lane path it has). Decided once per process.
     pub fn selected() -> Isa {
         static SELECTED: OnceLock<Isa> = OnceLock::new();
         *SELECTED.get_or_init(|| {
-            let best = *Isa::available().last().unwrap_or(&Isa::Portable);
             let wanted = std::env::var("NCNN_L2NORM_ISA")
                 .ok()
                 .and_then(|v| Isa::from_name(&v));
-            wanted.map_or(best, |w| w.min(best))
+            Isa::capped(&Isa::available(), wanted)
         })
+    }
+
+    /// The last of `available` (slowest first, `Portable` first) that does
+    /// not come after `wanted`.
+    fn capped(available: &[Isa], wanted: Option<Isa>) -> Isa {
+        available
+            .iter()
+            .copied()
+            .filter(|&isa| wanted.is_none_or(|w| isa <= w))
+            .last()
+            .unwrap_or(Isa::Portable)
     }
 
     pub fn from_name(name: &str) -> Option<Isa> {
         match name.trim().to_ascii_lowercase().as_str() {
             // `scalar`: this path's name before it was vectorised.
             "portable" | "scalar" => Some(Isa::Portable),
+            "neon" => Some(Isa::Neon),
             "sse2" => Some(Isa::Sse2),
             "avx2" => Some(Isa::Avx2),
             "avx512" | "avx512f" => Some(Isa::Avx512),
@@ -108,6 +135,7 @@ impl Isa {
     pub fn name(self) -> &'static str {
         match self {
             Isa::Portable => "portable",
+            Isa::Neon => "neon",
             Isa::Sse2 => "sse2",
             Isa::Avx2 => "avx2+fma+f16c",
             Isa::Avx512 => "avx512f",
@@ -247,7 +275,20 @@ impl<'w> Forward<'w> {
                     return unsafe { x86_sse2(token, t, scale, norm) };
                 }
             }
-            Isa::Portable => {}
+            Isa::Portable | Isa::Neon => {}
+        }
+        #[cfg(target_arch = "aarch64")]
+        match isa {
+            // NEON handles elempacks that divide 16 (all of ncnn's), as
+            // x86's paths do.
+            _ if 16 % lanes != 0 => {}
+            Isa::Neon => {
+                if let Some(token) = neon::Neon::new() {
+                    // SAFETY: the token exists only on a CPU with NEON.
+                    return unsafe { neon_entry(token, t, scale, norm) };
+                }
+            }
+            _ => {}
         }
         let _ = isa;
         if 16 % lanes == 0 {
@@ -259,9 +300,10 @@ impl<'w> Forward<'w> {
     }
 }
 
-/// Monomorphises an x86 entry point for whichever element type `E` is.
-#[cfg(target_arch = "x86_64")]
-macro_rules! x86_entry {
+/// Monomorphises an instruction set's entry point for whichever element
+/// type `E` is.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! isa_entry {
     ($name:ident, $token:ty, $entry:path) => {
         /// # Safety
         /// `token` proves the CPU features; see the entry point.
@@ -290,17 +332,19 @@ macro_rules! x86_entry {
 }
 
 #[cfg(target_arch = "x86_64")]
-x86_entry!(x86_avx512, x86::Avx512, x86::normalize_avx512);
+isa_entry!(x86_avx512, x86::Avx512, x86::normalize_avx512);
 #[cfg(target_arch = "x86_64")]
-x86_entry!(x86_avx2, x86::Avx2, x86::normalize_avx2);
+isa_entry!(x86_avx2, x86::Avx2, x86::normalize_avx2);
 #[cfg(target_arch = "x86_64")]
-x86_entry!(x86_sse2, x86::Sse2, x86::normalize_sse2);
+isa_entry!(x86_sse2, x86::Sse2, x86::normalize_sse2);
+#[cfg(target_arch = "aarch64")]
+isa_entry!(neon_entry, neon::Neon, neon::normalize_neon);
 
 /// Views a tensor of `A` as one of `B`.
 ///
 /// # Safety
 /// `A` and `B` must be the same type.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 unsafe fn cast_tensor<'t, 'a, A: Element, B: Element>(
     t: &'t mut TensorMut<'a, A>,
 ) -> &'t mut TensorMut<'a, B> {
@@ -334,4 +378,26 @@ pub fn l2norm_inplace<E: Element>(
     let mut t = TensorMut::from_slice(data, forward.layout)?;
     forward.run(&mut t);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Isa;
+
+    #[test]
+    fn a_cap_runs_the_best_path_up_to_it() {
+        use Isa::*;
+        let x86 = [Portable, Sse2, Avx2, Avx512];
+        let arm = [Portable, Neon];
+        assert_eq!(Isa::capped(&x86, None), Avx512);
+        assert_eq!(Isa::capped(&x86, Some(Avx2)), Avx2);
+        assert_eq!(Isa::capped(&x86[..2], Some(Avx512)), Sse2);
+        // NEON is four lanes: on x86 the four-lane path it has is portable.
+        assert_eq!(Isa::capped(&x86, Some(Neon)), Portable);
+        assert_eq!(Isa::capped(&arm, None), Neon);
+        assert_eq!(Isa::capped(&arm, Some(Portable)), Portable);
+        assert_eq!(Isa::capped(&arm, Some(Avx512)), Neon);
+        assert_eq!(Neon.name(), "neon");
+        assert_eq!(Isa::from_name(" NEON "), Some(Neon));
+    }
 }
