@@ -577,6 +577,17 @@ fn this_machine_runs_its_best_path() {
     assert_eq!(available[0], Isa::Portable);
     #[cfg(target_arch = "x86_64")]
     assert!(available.contains(&Isa::Sse2));
+    // Every aarch64 CPU has NEON, so every test above ran it.
+    #[cfg(target_arch = "aarch64")]
+    assert_eq!(available, [Isa::Portable, Isa::Neon]);
+    println!(
+        "paths: {}",
+        available
+            .iter()
+            .map(|isa| isa.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if std::env::var("NCNN_L2NORM_ISA").is_err() {
         assert_eq!(Isa::selected(), *available.last().unwrap());
     }
