@@ -115,8 +115,8 @@ impl Isa {
         available
             .iter()
             .copied()
-            .filter(|&isa| wanted.is_none_or(|w| isa <= w))
-            .last()
+            .rev()
+            .find(|&isa| wanted.is_none_or(|w| isa <= w))
             .unwrap_or(Isa::Portable)
     }
 
