@@ -4,8 +4,9 @@
 //! types, alternating within each sample so all of them meet the same
 //! machine state, against a memory floor measured in the same loop.
 //!
-//! This is the benchmark to run on an ARM board: there it times the
-//! portable path (the only one) against the floor.
+//! This is the benchmark to run on an ARM board: there it times the NEON
+//! path and the portable one against the floor (under qemu the times track
+//! instruction counts, not a CPU's speed; label them emulated).
 //!
 //! The floor is `x *= k` over the tensor's bytes as f32, compiled for the
 //! best vector width the CPU has (AVX-512F, AVX2 or the target's baseline),
@@ -17,8 +18,8 @@
 //!
 //! Columns: the floor's and each path's median milliseconds per call, each
 //! path's ratio to the floor, and the portable path's ratio to each other
-//! path (on x86, `portable/sse2` compares the same vector width written
-//! with intrinsics).
+//! path (`portable/sse2` on x86 and `portable/neon` on aarch64 compare the
+//! same vector width written with intrinsics).
 //!
 //! `-- --quick` takes 5 samples instead of 15; `-- --only 512x38x38` times
 //! one tensor; `-- --storage fp32` one storage type.
@@ -65,7 +66,7 @@ fn main() {
     for p in &paths {
         print!(" {}/floor |", p.name());
     }
-    // The portable path against each other path: on x86, against SSE2 is
+    // The portable path against each other path: against SSE2 or NEON is
     // the same vector width with intrinsics.
     for p in &paths[1..] {
         print!(" portable/{} |", p.name());
