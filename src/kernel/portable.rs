@@ -1,15 +1,15 @@
 //! The portable path: `blocked`'s register-blocked walk over [`F32x4`], four
 //! lanes of plain `f32` arithmetic that compilers turn into one 128-bit SIMD
 //! instruction per operation (NEON on aarch64, SSE2 on x86-64). This is what
-//! aarch64 phones and boards run, and what `NCNN_L2NORM_ISA=portable` runs
-//! on x86, where the tests check it.
+//! targets without an intrinsics path run, and what `NCNN_L2NORM_ISA=portable`
+//! runs on x86-64 and aarch64 (which otherwise take `x86` or `neon`), where
+//! the tests check it beside them.
 //!
 //! Four lanes match NEON's registers and ncnn's elempack 4 on ARM, where a
-//! position is one vector. Tiles are [`U`] = 8 vectors wide, as on SSE2, on
-//! every target, so what the tests run here is what aarch64 ships. (Its 32
-//! vector registers could hold 16 accumulators; unmeasured. On x86-64's 16
-//! registers, 16 spilled: 512x38x38 ran 1.3x slower packed by 4 and 3.1x
-//! unpacked, in one run.)
+//! position is one vector. Tiles are [`U`] = 8 vectors wide, as on SSE2 and
+//! NEON, on every target. (aarch64's 32 vector registers could hold 16
+//! accumulators; unmeasured. On x86-64's 16 registers, 16 spilled: 512x38x38
+//! ran 1.3x slower packed by 4 and 3.1x unpacked, in one run.)
 
 use super::blocked::{normalize_blocked, Io, Vector};
 use super::element::Element;
@@ -59,7 +59,7 @@ impl Vector for F32x4 {
     #[inline(always)]
     unsafe fn square_add(self, acc: Self) -> Self {
         // Multiply, then add: no fused multiply-add, so every target rounds
-        // the same way and what the tests check here is what aarch64 runs.
+        // the same way and what the tests check on one is what another runs.
         self.zip(acc, |x, a| x * x + a)
     }
     #[inline(always)]
