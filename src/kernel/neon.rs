@@ -30,8 +30,9 @@
 //!
 //! Emulated only (qemu `-cpu cortex-a53`, 512x38x38, elempacks 1-16): a call
 //! executes 0.79-0.81x the portable path's instructions in fp32, 0.17-0.19x
-//! in fp16 and 0.90-0.91x in bf16. qemu's wall time says the opposite
-//! (portable/neon 0.73-0.89): it emulates each float instruction (`fmla`,
+//! in fp16 and 0.90-0.91x in bf16. qemu's wall time mostly says the
+//! opposite (portable/neon 0.73-0.80 in fp16 and bf16, 0.77-1.16 in fp32,
+//! one run): it emulates each float instruction (`fmla`,
 //! `fcvtl`) through a software floating-point call per lane, and the
 //! portable path's integer conversions with host SIMD, so under emulation
 //! time hardware conversions look slow that are one instruction on a CPU.
