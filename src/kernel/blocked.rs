@@ -1,8 +1,8 @@
 //! The register-blocked one-pass algorithm, written once over a [`Vector`]
-//! type: the x86 instruction sets (`x86`) and the portable vector
-//! (`portable`, what aarch64 and every other target runs) each implement
-//! the trait and instantiate [`normalize_blocked`] in an entry point that
-//! inlines all of it.
+//! type: the x86 instruction sets (`x86`), aarch64's NEON (`neon`) and the
+//! portable vector (`portable`, what every other target runs) each
+//! implement the trait and instantiate [`normalize_blocked`] in an entry
+//! point that inlines all of it.
 //!
 //! Code under an entry point is plain loops, macros and `#[inline(always)]`
 //! functions, no closures: a closure is compiled without the entry point's
