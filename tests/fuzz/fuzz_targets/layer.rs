@@ -32,7 +32,7 @@
 #[path = "../../common/mod.rs"]
 mod common;
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -40,12 +40,10 @@ use ncnn_l2norm::{l2norm_reference, Element, L2NormParams, LayerParamDict, Param
 
 use common::{tolerance, Net, Rng, Tensor};
 
-extern "C" {
-    // ncnn's c_api.h; tests/common declares the rest.
-    fn ncnn_net_get_option(net: *mut c_void) -> *mut c_void;
-    fn ncnn_option_set_use_fp16_storage(opt: *mut c_void, enable: c_int);
-    fn ncnn_option_set_use_bf16_storage(opt: *mut c_void, enable: c_int);
-}
+// ncnn's C API as bindgen generated it for tests/common.
+use common::c_api_bindings::{
+    ncnn_net_get_option, ncnn_option_set_use_bf16_storage, ncnn_option_set_use_fp16_storage,
+};
 
 /// What ncnn's ParamDict makes of one value, and the type it records.
 #[derive(Debug, Clone, PartialEq)]
@@ -484,7 +482,7 @@ fn run(c: &Case) {
     let net = Net::new("L2Norm", c.threads, c.packing);
     // SAFETY: a live net; the option pointer points into it.
     unsafe {
-        let opt = ncnn_net_get_option(net.raw());
+        let opt = ncnn_net_get_option(net.raw().cast());
         ncnn_option_set_use_fp16_storage(opt, c.fp16 as c_int);
         ncnn_option_set_use_bf16_storage(opt, c.bf16 as c_int);
     }
