@@ -3,9 +3,11 @@
 //!
 //! Where ncnn comes from, in this order (the first that applies wins):
 //! 1. `NCNN_DIR`: an ncnn install prefix (holding `include/ncnn/net.h` and
-//!    `lib/libncnn.a` or `.so`). If it is set but wrong, the build fails.
+//!    `lib/libncnn.a` or `.so`). If it is set but wrong (or built for another
+//!    machine than the target), the build fails.
 //! 2. pkg-config (`ncnn.pc`), then `lib/cmake/ncnn/ncnnConfig.cmake` under
-//!    `CMAKE_PREFIX_PATH`, `/usr/local` and `/usr`.
+//!    `CMAKE_PREFIX_PATH`, `/usr/local` and `/usr`. Not when cross-compiling:
+//!    they hold the host's ncnn.
 //! 3. The pinned release (or the one of `NCNN_RELEASES` that
 //!    `NCNN_L2NORM_NCNN_VERSION` names), built from the source distribution the
 //!    ncnn project publishes on PyPI (fetched with pip, sha256-checked),
@@ -13,10 +15,18 @@
 //!    shared by every build on the machine. `NCNN_L2NORM_NO_BUILD=1` skips this
 //!    step, making the build offline and discovery-only.
 //!
+//! Cross-compiling (`cargo build --target T` with `T` not the host) is the
+//! same sequence for the target: the C++ side and ncnn are compiled with the
+//! target's compilers, found by the cc crate's rules (`CXX_<target>`,
+//! `TARGET_CXX`, ..., else e.g. `aarch64-linux-gnu-g++`), ncnn through a
+//! cmake toolchain file build.rs writes (or `NCNN_L2NORM_CMAKE_TOOLCHAIN_FILE`)
+//! into a cache entry of its own per target.
+//!
 //! Every environment variable read is logged as `NAME = value` or `NAME unset`
 //! (see the build script output with `cargo build -vv`).
 //!
 //! This file is the order of the steps; each step is a file in `build/`:
+//! - `target.rs`: the target, its compilers and its cmake toolchain file;
 //! - `find.rs`: an installed ncnn (steps 1 and 2);
 //! - `source.rs`: the build from source and its cache (step 3), with
 //!   `sdist.rs` (fetching the source with pip) and `cmake.rs` (finding and
@@ -42,9 +52,12 @@ mod install;
 mod sdist;
 #[path = "build/source.rs"]
 mod source;
+#[path = "build/target.rs"]
+mod target;
 
 use env::{env_var, log};
 use install::Ncnn;
+use target::Target;
 
 /// The ncnn release built when none is installed (`NCNN_L2NORM_NCNN_VERSION`
 /// picks another of `NCNN_RELEASES`).
@@ -74,7 +87,14 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp");
     println!("cargo:rerun-if-changed=src/bridge.rs");
 
-    let ncnn = find_ncnn().unwrap_or_else(|e| fail(&e));
+    let target = Target::from_cargo();
+    if target.is_cross() {
+        log(&format!(
+            "cross-compiling for {} on {}",
+            target.triple, target.host
+        ));
+    }
+    let ncnn = find_ncnn(&target).unwrap_or_else(|e| fail(&e, &target));
     log(&format!(
         "using ncnn at {} ({})",
         ncnn.prefix.display(),
@@ -84,12 +104,12 @@ fn main() {
 
     cpp::compile_cpp(&ncnn);
     cpp::link_ncnn(&ncnn);
-    export::export_paths(&ncnn);
+    export::export_paths(&ncnn, &target);
 }
 
 /// The discovery order of the module docs: an installed ncnn, else the build
 /// from source unless `NCNN_L2NORM_NO_BUILD` forbids it.
-fn find_ncnn() -> Result<Ncnn, String> {
+fn find_ncnn(target: &Target) -> Result<Ncnn, String> {
     // Read (and so log, and have cargo watch) every variable discovery depends
     // on up front: a later step's variable must rerun this script even when
     // an earlier step decided the last build.
@@ -105,10 +125,19 @@ fn find_ncnn() -> Result<Ncnn, String> {
     // Checked even when an installed ncnn wins: a typo fails here, not later.
     let wanted_version = env_var("NCNN_L2NORM_NCNN_VERSION");
     let release = source::release(wanted_version.as_deref())?;
-    if let Some(ncnn) = find::find_installed(cmake_prefix_path)? {
+    let toolchain_file = env_var("NCNN_L2NORM_CMAKE_TOOLCHAIN_FILE").map(std::path::PathBuf::from);
+    if let Some(ncnn) = find::find_installed(cmake_prefix_path, target)? {
         if let Some(v) = wanted_version {
             println!(
                 "cargo:warning=NCNN_L2NORM_NCNN_VERSION={v} is ignored: using the installed ncnn at {} ({})",
+                ncnn.prefix.display(),
+                ncnn.origin
+            );
+        }
+        if let Some(file) = toolchain_file {
+            println!(
+                "cargo:warning=NCNN_L2NORM_CMAKE_TOOLCHAIN_FILE={} is ignored: using the installed ncnn at {} ({})",
+                file.display(),
                 ncnn.prefix.display(),
                 ncnn.origin
             );
@@ -118,11 +147,11 @@ fn find_ncnn() -> Result<Ncnn, String> {
     if no_build {
         return Err("no installed ncnn found and NCNN_L2NORM_NO_BUILD forbids building one".into());
     }
-    source::build_ncnn(release)
+    source::build_ncnn(release, target, toolchain_file)
 }
 
 /// The one failure message: what went wrong, then every way to give the build an ncnn.
-fn fail(msg: &str) -> ! {
+fn fail(msg: &str, target: &Target) -> ! {
     eprintln!("\nncnn-l2norm: cannot find or build ncnn.\n{msg}\n");
     eprintln!(
         "Set NCNN_DIR to an ncnn install prefix (the directory holding include/ncnn and lib),"
@@ -134,5 +163,13 @@ fn fail(msg: &str) -> ! {
     eprintln!(
         "plus a C++ compiler (and builds into NCNN_L2NORM_CACHE_DIR or ~/.cache/ncnn-l2norm)."
     );
+    if target.is_cross() {
+        eprintln!(
+        "Cross-compiling: the target's C/C++ compilers (CC_<target>/CXX_<target>, e.g. CXX_aarch64_unknown_linux_gnu,"
+    );
+        eprintln!(
+        "else aarch64-linux-gnu-g++ and the like), or NCNN_DIR at an ncnn built for the target; see docs/building.md."
+    );
+    }
     std::process::exit(1);
 }

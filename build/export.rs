@@ -7,11 +7,13 @@ use std::env;
 use std::path::PathBuf;
 
 use crate::cmake::existing_cmake;
+use crate::env::log;
 use crate::install::Ncnn;
 use crate::source::cache_root;
+use crate::target::{cxx_command, toolchain_text, Target};
 
 /// Paths for dependents (`DEP_NCNN_L2NORM_*`), tests and the README's link line.
-pub fn export_paths(ncnn: &Ncnn) {
+pub fn export_paths(ncnn: &Ncnn, target: &Target) {
     let manifest =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     println!("cargo:root={}", manifest.display());
@@ -54,6 +56,23 @@ pub fn export_paths(ncnn: &Ncnn) {
         cxxflags.join(" ")
     );
     println!("cargo:rustc-env=NCNN_L2NORM_LIBS={}", libs.join(" "));
+    // The C++ compiler that compiled our C++ side (the target's, by cc's
+    // rules), for the C++ programs the tests build against this crate; and
+    // the target, whose runner (CARGO_TARGET_<TRIPLE>_RUNNER) runs them when
+    // it is not the host.
+    let cxx = cxx_command().unwrap_or_else(|e| panic!("{e}"));
+    println!("cargo:rustc-env=NCNN_L2NORM_CXX={cxx}");
+    println!("cargo:rustc-env=NCNN_L2NORM_TARGET={}", target.triple);
+    println!("cargo:rustc-env=NCNN_L2NORM_HOST={}", target.host);
+    // A cmake toolchain file for the target, for the test that configures the
+    // CMake example consumer: the one ncnn was built with, else, cross-compiling
+    // against an NCNN_DIR, one written here (empty: build natively).
+    let toolchain = match (&ncnn.toolchain_file, target.is_cross()) {
+        (Some(file), _) => file.display().to_string(),
+        (None, true) => consumer_toolchain(target),
+        (None, false) => String::new(),
+    };
+    println!("cargo:rustc-env=NCNN_L2NORM_CROSS_TOOLCHAIN_FILE={toolchain}");
     println!(
         "cargo:rustc-env=NCNN_L2NORM_NCNN_SHARED={}",
         u8::from(ncnn.shared)
@@ -75,5 +94,22 @@ pub fn export_paths(ncnn: &Ncnn) {
     );
     if ncnn.c_api_packing_option {
         println!("cargo:rustc-cfg=ncnn_c_api_packing_option");
+    }
+}
+
+/// The toolchain file written into OUT_DIR for C++ consumers of a cross build
+/// against an installed ncnn; empty (with a line in the log) where build.rs
+/// cannot write one for this target.
+fn consumer_toolchain(target: &Target) -> String {
+    let file =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("toolchain.cmake");
+    match toolchain_text(target).and_then(|text| {
+        std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))
+    }) {
+        Ok(()) => file.display().to_string(),
+        Err(e) => {
+            log(&format!("no cmake toolchain file for C++ consumers: {e}"));
+            String::new()
+        }
     }
 }

@@ -24,6 +24,11 @@ pub struct Ncnn {
     /// The C API has `ncnn_option_set_use_packing_layout` (ncnn 1.0.20250503
     /// does not): the tests that drive nets through the C API can turn packing off.
     pub c_api_packing_option: bool,
+    /// The ELF `e_machine` the library's code is for (62 x86-64, 183 aarch64).
+    pub machine: Option<u16>,
+    /// The cmake toolchain file ncnn was built with, when build.rs built it
+    /// with one (a cross build).
+    pub toolchain_file: Option<PathBuf>,
 }
 
 /// Reads an install prefix: headers, library, and how ncnn was configured.
@@ -92,5 +97,20 @@ pub fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
         rtti,
         exceptions,
         c_api_packing_option: c_api_h.contains("ncnn_option_set_use_packing_layout("),
+        machine: elf_machine(&lib_bytes),
+        toolchain_file: None,
+    })
+}
+
+/// `e_machine` of the first ELF header in `lib`: the shared library's own, or
+/// a static library's first object file (ar members are stored as they are).
+fn elf_machine(lib: &[u8]) -> Option<u16> {
+    let start = lib.windows(4).position(|w| w == b"\x7fELF")?;
+    let header = lib.get(start..start + 20)?;
+    let bytes = [header[18], header[19]];
+    // EI_DATA: 1 little-endian, 2 big-endian.
+    Some(match header[5] {
+        2 => u16::from_be_bytes(bytes),
+        _ => u16::from_le_bytes(bytes),
     })
 }

@@ -5,20 +5,25 @@
 //!
 //! Cache layout, under `cache_root()`:
 //! `ncnn-VERSION-VARIANT/` (VARIANT: `default`, or the fnv-1a hash of
-//! `NCNN_L2NORM_NCNN_CMAKE_ARGS`) holding `src/`, `build/` (removed after a
-//! successful build), `install/` (with the `.ncnn-l2norm-complete` stamp,
-//! which records the cmake options it was built with), `build.log` and
-//! `.lock`; `tools/cmake-VERSION/` for cmake from PyPI.
+//! `NCNN_L2NORM_NCNN_CMAKE_ARGS`, and of `NCNN_L2NORM_CMAKE_TOOLCHAIN_FILE`
+//! when one is given), with `-TARGET` after it when cross-compiling
+//! (`ncnn-1.0.20261020-default-aarch64-unknown-linux-gnu`), holding `src/`,
+//! `build/` (removed after a successful build), `install/` (with the
+//! `.ncnn-l2norm-complete` stamp, which records the cmake options and the
+//! toolchain file it was built with), `toolchain.cmake` (the one written for
+//! a cross build), `build.log` and `.lock`; `tools/cmake-VERSION/` for cmake
+//! from PyPI.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use crate::cmake::{find_cmake, run_logged};
-use crate::env::{env_var, progress};
+use crate::env::{env_var, log, progress};
 use crate::install::{inspect_prefix, Ncnn};
 use crate::sdist::fetch_source;
+use crate::target::{toolchain_text, Target};
 use crate::{NCNN_RELEASES, NCNN_VERSION};
 
 /// An ncnn release we can build from source.
@@ -54,9 +59,14 @@ pub fn release(wanted: Option<&str>) -> Result<Release, String> {
 /// its source, build tree and install go. This is the one place that decides
 /// them (what a target or another backend needs belongs here too), and the
 /// cache entry's stamp records them, so a change here rebuilds every cached
-/// ncnn once. `extra` is `NCNN_L2NORM_NCNN_CMAKE_ARGS`, last, so that it can
-/// override any of ours.
-fn configure_options(release: Release, extra: &str) -> Result<Vec<String>, String> {
+/// ncnn once. `toolchain` is the cmake toolchain file of a cross build (or
+/// the one the user gave). `extra` is `NCNN_L2NORM_NCNN_CMAKE_ARGS`, last, so
+/// that it can override any of ours.
+fn configure_options(
+    release: Release,
+    toolchain: Option<&Path>,
+    extra: &str,
+) -> Result<Vec<String>, String> {
     // ncnn's CMakeLists.txt makes its version 1.0.${NCNN_VERSION} and, when
     // NCNN_VERSION is not given, sets it to the day of the build: ncnn 1.0.20261020
     // built today would report 1.0.<today> in ncnn_version(), NCNN_VERSION_STRING,
@@ -82,21 +92,39 @@ fn configure_options(release: Release, extra: &str) -> Result<Vec<String>, Strin
     .map(String::from)
     .into();
     options.push(format!("-DNCNN_VERSION={ncnn_version}"));
+    // The target's system, processor and compilers (see build/target.rs).
+    if let Some(file) = toolchain {
+        options.push(format!("-DCMAKE_TOOLCHAIN_FILE={}", file.display()));
+    }
     options.extend(extra.split_whitespace().map(String::from));
     Ok(options)
 }
 
-/// Builds `release` into the cache (once per release and cmake options; later
-/// builds reuse it).
-pub fn build_ncnn(release: Release) -> Result<Ncnn, String> {
+/// Builds `release` for `target` into the cache (once per release, cmake
+/// options and target; later builds reuse it). `toolchain_file` is
+/// `NCNN_L2NORM_CMAKE_TOOLCHAIN_FILE`; without it, a cross build writes its own.
+pub fn build_ncnn(
+    release: Release,
+    target: &Target,
+    toolchain_file: Option<PathBuf>,
+) -> Result<Ncnn, String> {
     let version = release.version;
     let options = env_var("NCNN_L2NORM_NCNN_CMAKE_ARGS").unwrap_or_default();
-    let variant = if options.trim().is_empty() {
-        "default".to_string()
+    // The key of a native build without a toolchain file is what it always
+    // was: .ci/matrix and existing caches find entries by it.
+    let mut key = options.clone();
+    if let Some(file) = &toolchain_file {
+        key.push_str(&format!("\nCMAKE_TOOLCHAIN_FILE={}", file.display()));
+    }
+    let mut entry = if key.trim().is_empty() {
+        format!("ncnn-{version}-default")
     } else {
-        format!("{:016x}", fnv1a(&options))
+        format!("ncnn-{version}-{:016x}", fnv1a(&key))
     };
-    let root = cache_root()?.join(format!("ncnn-{version}-{variant}"));
+    if target.is_cross() {
+        entry = format!("{entry}-{}", target.triple);
+    }
+    let root = cache_root()?.join(entry);
     fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     let install = root.join("install");
     let stamp = install.join(".ncnn-l2norm-complete");
@@ -113,22 +141,38 @@ pub fn build_ncnn(release: Release) -> Result<Ncnn, String> {
             .lock()
             .map_err(|e| format!("cannot lock {}: {e}", root.display()))?;
     }
-    // The directory name is the cache key (release and NCNN_L2NORM_NCNN_CMAKE_ARGS;
-    // .ci/matrix finds entries by it). The stamp says the install is complete
-    // and records every cmake option it was configured with: an entry built
+    // A cross build's toolchain file, written (under the lock) from the
+    // target's compilers as cc finds them now; or the user's.
+    let toolchain = match toolchain_file {
+        Some(file) => Some(given_toolchain(file)?),
+        None if target.is_cross() => Some(write_toolchain(&root, target)?),
+        None => None,
+    };
+
+    // The directory name is the cache key (release, NCNN_L2NORM_NCNN_CMAKE_ARGS
+    // and the target; .ci/matrix finds entries by it). The stamp says the
+    // install is complete and records every cmake option it was configured
+    // with, and the toolchain file's text (the compilers): an entry built
     // with other options, e.g. by an older build.rs that let ncnn take the
-    // build date as its version, is rebuilt in place rather than used.
-    let configure = configure_options(release, &options)?;
-    let stamp_text = format!("ncnn {version}\n{}\n", configure.join("\n"));
+    // build date as its version, or by other compilers, is rebuilt in place
+    // rather than used.
+    let configure =
+        configure_options(release, toolchain.as_ref().map(|t| t.0.as_path()), &options)?;
+    let mut stamp_text = format!("ncnn {version}\n{}\n", configure.join("\n"));
+    if let Some((file, text)) = &toolchain {
+        stamp_text.push_str(&format!("==== {}\n{text}", file.display()));
+    }
     match fs::read_to_string(&stamp) {
         Ok(found) if found == stamp_text => {
-            return inspect_prefix(&install, "cache").ok_or_else(|| {
-                format!(
-                    "cached ncnn at {} is broken; delete {}",
-                    install.display(),
-                    root.display()
-                )
-            });
+            return inspect_prefix(&install, "cache")
+                .map(|ncnn| with_toolchain(ncnn, &toolchain))
+                .ok_or_else(|| {
+                    format!(
+                        "cached ncnn at {} is broken; delete {}",
+                        install.display(),
+                        root.display()
+                    )
+                });
         }
         Ok(_) => {
             progress(&format!(
@@ -148,6 +192,13 @@ pub fn build_ncnn(release: Release) -> Result<Ncnn, String> {
         "building ncnn {version} into {} (once per machine, several minutes)",
         root.display()
     ));
+    if let Some((file, _)) = &toolchain {
+        progress(&format!(
+            "cross-compiling ncnn for {} with the cmake toolchain file {}",
+            target.triple,
+            file.display()
+        ));
+    }
     let src = fetch_source(&root, release)?;
     let cmake = find_cmake(&root)?;
     let build = root.join("build");
@@ -197,7 +248,44 @@ pub fn build_ncnn(release: Release) -> Result<Ncnn, String> {
     // The build tree is 400 MB of objects; the install is all we use.
     let _ = fs::remove_dir_all(&build);
     inspect_prefix(&install, "built from source")
+        .map(|ncnn| with_toolchain(ncnn, &toolchain))
         .ok_or_else(|| format!("ncnn install at {} is incomplete", install.display()))
+}
+
+fn with_toolchain(ncnn: Ncnn, toolchain: &Option<(PathBuf, String)>) -> Ncnn {
+    Ncnn {
+        toolchain_file: toolchain.as_ref().map(|(file, _)| file.clone()),
+        ..ncnn
+    }
+}
+
+/// The toolchain file written for a cross build, into the cache entry: its
+/// path and text. A different text from the last one (other compilers) also
+/// means the part-built tree, configured with the old ones, is stale.
+fn write_toolchain(root: &Path, target: &Target) -> Result<(PathBuf, String), String> {
+    let file = root.join("toolchain.cmake");
+    let text = toolchain_text(target)?;
+    if fs::read_to_string(&file).ok().as_deref() != Some(text.as_str()) {
+        let _ = fs::remove_dir_all(root.join("build"));
+        fs::write(&file, &text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    }
+    log(&format!(
+        "cmake toolchain file for {}: {}\n{}",
+        target.triple,
+        file.display(),
+        text.trim_end()
+    ));
+    Ok((file, text))
+}
+
+/// The user's toolchain file (`NCNN_L2NORM_CMAKE_TOOLCHAIN_FILE`): its
+/// absolute path (cmake resolves a relative one against the build tree) and text.
+fn given_toolchain(file: PathBuf) -> Result<(PathBuf, String), String> {
+    let file = fs::canonicalize(&file)
+        .map_err(|e| format!("NCNN_L2NORM_CMAKE_TOOLCHAIN_FILE={}: {e}", file.display()))?;
+    let text = fs::read_to_string(&file)
+        .map_err(|e| format!("NCNN_L2NORM_CMAKE_TOOLCHAIN_FILE={}: {e}", file.display()))?;
+    Ok((file, text))
 }
 
 /// `NCNN_L2NORM_CACHE_DIR`, else `$XDG_CACHE_HOME/ncnn-l2norm`, else `~/.cache/ncnn-l2norm`.
