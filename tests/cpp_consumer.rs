@@ -5,16 +5,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::cpp::build_program;
+use common::cpp::{build_program, target_command};
 
 fn build(src: &str) -> PathBuf {
     build_program(src, &["-O1"])
 }
 
 fn run(exe: &Path, args: &[&str]) -> Output {
-    Command::new(exe)
+    target_command(exe)
         .args(args)
         .output()
         .expect("run the C++ test program")
@@ -41,13 +41,19 @@ fn cpp_app_links_registers_and_runs() {
         "{stdout}"
     );
 
-    // NCNN_L2NORM_ISA caps the code path for the whole process.
+    // NCNN_L2NORM_ISA caps the code path for the whole process: the
+    // portable path, and this architecture's first vector path.
+    let vector = if cfg!(target_arch = "aarch64") {
+        "neon"
+    } else {
+        "sse2"
+    };
     for (isa, name) in [
         ("portable", "portable"),
         ("scalar", "portable"),
-        ("sse2", "sse2"),
+        (vector, vector),
     ] {
-        let out = Command::new(&exe)
+        let out = target_command(&exe)
             .arg(models)
             .env("NCNN_L2NORM_ISA", isa)
             .output()

@@ -25,7 +25,6 @@ mod common;
 mod model;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{net_options, Net, Tensor};
 use model::bin;
@@ -290,7 +289,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 fn cli(args: &[&Path], normalize: bool) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ncnn-l2norm"));
+    let mut cmd = common::cpp::target_command(env!("CARGO_BIN_EXE_ncnn-l2norm"));
     cmd.arg("fuse").args(args);
     if normalize {
         cmd.arg("--normalize");

@@ -1,14 +1,16 @@
 //! `ncnn-l2norm install` and what C++ projects do with the result: the CMake
 //! example consumer (cpp/cmake-example) configured, built and run against the
 //! installed package, and a program built from `pkg-config` flags alone.
-//! Against a shared libncnn, the same for `libncnn_l2norm.so`.
+//! Against a shared libncnn, the same for `libncnn_l2norm.so`. Cross-compiled,
+//! the programs are the target's, built with its compiler (and, for CMake, the
+//! toolchain file build.rs exports) and run through the target's runner.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::cpp::{staticlib, target_profile_dir};
+use common::cpp::{cxx, staticlib, target_command, target_profile_dir};
 
 const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ncnn-models");
 
@@ -31,7 +33,7 @@ fn install(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&root);
     let prefix = root.join("prefix");
     let report = check(
-        Command::new(env!("CARGO_BIN_EXE_ncnn-l2norm"))
+        target_command(env!("CARGO_BIN_EXE_ncnn-l2norm"))
             .args(["install", "--prefix"])
             .arg(&prefix)
             .arg("--staticlib")
@@ -58,7 +60,7 @@ fn install(name: &str) -> PathBuf {
 
 /// The demo checks every position's norm and exits non-zero if one is off.
 fn run_demo(exe: &Path) {
-    let stdout = check(Command::new(exe).args(["--models", MODELS, "--runs", "2"]));
+    let stdout = check(target_command(exe).args(["--models", MODELS, "--runs", "2"]));
     assert!(stdout.contains("per-position channel norm"), "{stdout}");
 }
 
@@ -84,16 +86,24 @@ fn cmake_example_finds_the_installed_package() {
     }
     for (variant, shared) in variants {
         let build = prefix.with_file_name(format!("build-{variant}"));
-        check(
-            Command::new(cmake())
-                .arg("-S")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/cpp/cmake-example"))
-                .arg("-B")
-                .arg(&build)
-                .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
-                .arg(format!("-DL2NORM_EXAMPLE_SHARED={shared}"))
-                .arg("-DCMAKE_BUILD_TYPE=Release"),
-        );
+        let mut configure = Command::new(cmake());
+        configure
+            .arg("-S")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/cpp/cmake-example"))
+            .arg("-B")
+            .arg(&build)
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
+            .arg(format!("-DL2NORM_EXAMPLE_SHARED={shared}"))
+            .arg("-DCMAKE_BUILD_TYPE=Release");
+        let toolchain = env!("NCNN_L2NORM_CROSS_TOOLCHAIN_FILE");
+        if !toolchain.is_empty() {
+            // A cross toolchain file searches the target's root only: the
+            // package's prefix joins it, as for any cross-built dependency.
+            configure
+                .arg(format!("-DCMAKE_TOOLCHAIN_FILE={toolchain}"))
+                .arg(format!("-DCMAKE_FIND_ROOT_PATH={}", prefix.display()));
+        }
+        check(&mut configure);
         check(Command::new(cmake()).arg("--build").arg(&build));
         let exe = build.join("l2norm-demo");
         run_demo(&exe);
@@ -138,9 +148,8 @@ fn pkg_config_flags_build_the_demo() {
             .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")),
     );
     let exe = prefix.with_file_name("demo");
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
     let shared = env!("NCNN_L2NORM_NCNN_SHARED") == "1";
-    let mut cmd = Command::new(&cxx);
+    let mut cmd = cxx();
     cmd.arg("-DL2NORM_DEMO_STANDALONE")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/cpp/l2norm_demo.cpp"))
         .args(flags.split_whitespace())
