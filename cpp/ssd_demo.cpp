@@ -49,14 +49,17 @@ struct Object
 static void usage()
 {
     fprintf(stderr,
-            "usage: ssd-demo [--models DIR] [--threads N] [--threshold T] [--no-packing] [--runs N]\n"
-            "                [image.png|.jpg] [annotated.png]\n"
-            "       ssd-demo [--models DIR] [--threads N] [--threshold T] [--no-packing] --eval LISTFILE\n"
+            "usage: ssd-demo [--models DIR] [--threads N] [--threshold T] [--no-packing] [--no-fp16-arithmetic]\n"
+            "                [--runs N] [image.png|.jpg] [annotated.png]\n"
+            "       ssd-demo [--models DIR] [--threads N] [--threshold T] [--no-packing] [--no-fp16-arithmetic]\n"
+            "                --eval LISTFILE\n"
             "  image         default DIR/images/shapes_0.png\n"
             "  annotated.png default: --default-out PATH if given, else ssd-demo-out.png\n"
             "  --threshold   lowest score reported (default 0.5; 0 with --eval)\n"
             "  --runs        timed inference runs after one warm-up (default 10)\n"
-            "  --eval        print normalised detections for each image path in LISTFILE\n");
+            "  --eval        print normalised detections for each image path in LISTFILE\n"
+            "  --no-fp16-arithmetic  compute in fp32 on CPUs with fp16 arithmetic (armv8.2+),\n"
+            "                where ncnn's default is to compute in fp16\n");
 }
 
 static bool parse_int(const char* s, int* out)
@@ -191,6 +194,7 @@ extern "C" int ssd_demo_main(int argc, char** argv)
     int runs = 10;
     float threshold = -1.f;
     bool packing = true;
+    bool fp16_arithmetic = true; // ncnn's default; it takes effect on armv8.2+ CPUs only
     for (int i = 1; i < argc; i++)
     {
         const bool has_value = i + 1 < argc;
@@ -228,6 +232,8 @@ extern "C" int ssd_demo_main(int argc, char** argv)
         }
         else if (strcmp(argv[i], "--no-packing") == 0)
             packing = false;
+        else if (strcmp(argv[i], "--no-fp16-arithmetic") == 0)
+            fp16_arithmetic = false;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
         {
             usage();
@@ -254,6 +260,7 @@ extern "C" int ssd_demo_main(int argc, char** argv)
     if (threads > 0)
         net.opt.num_threads = threads;
     net.opt.use_packing_layout = packing;
+    net.opt.use_fp16_arithmetic = fp16_arithmetic;
     ncnn_l2norm::register_l2norm(net);
 
     const std::string param = models + "/ssd_shapes.param";
