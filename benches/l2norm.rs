@@ -16,19 +16,24 @@ mod cpp;
 #[path = "../src/tools/model/mod.rs"]
 mod model;
 
-use std::process::Command;
-
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let fused_only = std::env::args().any(|a| a == "--fused-only");
-    // -march=native only for the bench's own floor loops; the layer inside
-    // the static library picks its path at run time.
-    let exe = cpp::build_program("benches/l2norm_bench.cpp", &["-O3", "-march=native"]);
+    // -march=native only for the bench's own floor loops on x86-64; the layer
+    // inside the static library picks its path at run time. aarch64's floor
+    // loops need only NEON, which every aarch64 CPU has (and a cross compiler
+    // has no "native").
+    let flags: &[&str] = if cfg!(target_arch = "x86_64") {
+        &["-O3", "-march=native"]
+    } else {
+        &["-O3"]
+    };
+    let exe = cpp::build_program("benches/l2norm_bench.cpp", flags);
     let tsv = cpp::target_profile_dir()
         .parent()
         .unwrap()
         .join("l2norm-bench.tsv");
-    let mut cmd = Command::new(&exe);
+    let mut cmd = cpp::target_command(&exe);
     if quick {
         cmd.arg("--quick");
     }
@@ -74,7 +79,7 @@ fn main() {
         if let Err(e) = model::fuse::fuse_files(&param, &bin, &fparam, &fbin, opts) {
             panic!("fusing {name}: {e}");
         }
-        let status = Command::new(&exe)
+        let status = cpp::target_command(&exe)
             .arg("--pair")
             .arg(name)
             .args([&param, &bin, &fparam, &fbin])
