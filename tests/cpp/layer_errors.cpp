@@ -102,9 +102,10 @@ static void weight_case(const char* name, const ncnn::Mat& weights)
 }
 
 // ncnn 20261020 and later have batched Mats; these pick Mat::create with a
-// batch count where it exists.
+// batch count where Mat::n exists. (Older releases have a create() these
+// arguments also fit, as w, h, d, c, elemsize, elempack: hence the m.n.)
 template<typename M>
-static auto create_batched(M& m, int w, int h, int c, int n, int) -> decltype(m.create(w, h, c, (size_t)4u, 1, n))
+static auto create_batched(M& m, int w, int h, int c, int n, int) -> decltype((void)m.n, m.create(w, h, c, (size_t)4u, 1, n))
 {
     return m.create(w, h, c, (size_t)4u, 1, n);
 }
