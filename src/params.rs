@@ -328,11 +328,17 @@ mod tests {
     fn rejects_bad_values() {
         assert_eq!(
             L2NormParams::from_raw(0, 1e-10, 0, 0, &[]),
-            Err(L2NormError::BadChannelCount { got: 0, max: MAX_CHANNELS })
+            Err(L2NormError::BadChannelCount {
+                got: 0,
+                max: MAX_CHANNELS
+            })
         );
         assert_eq!(
             L2NormParams::from_raw(-3, 1e-10, 0, 0, &[]),
-            Err(L2NormError::BadChannelCount { got: -3, max: MAX_CHANNELS })
+            Err(L2NormError::BadChannelCount {
+                got: -3,
+                max: MAX_CHANNELS
+            })
         );
         assert!(matches!(
             L2NormParams::from_raw(1 << 21, 1e-10, 0, 0, &[]),
@@ -429,7 +435,10 @@ mod tests {
             (10, UntypedArray(vec![1, 24])),
         ]))
         .unwrap();
-        assert_eq!((p.channels, p.eps, p.eps_mode), (24, 0.5, EpsMode::TensorFlow));
+        assert_eq!(
+            (p.channels, p.eps, p.eps_mode),
+            (24, 0.5, EpsMode::TensorFlow)
+        );
         // Absent params take their defaults.
         let p = L2NormParams::from_param_dict(&dict(&[(10, IntArray(vec![1, 8]))])).unwrap();
         assert_eq!(p, L2NormParams::new(8).unwrap());
