@@ -6,6 +6,8 @@
 
 #include "ncnn-l2norm/src/bridge.rs.h"
 
+#include "cpu.h" // ncnn::cpu_support_arm_asimdhp
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -144,8 +146,16 @@ L2Norm::L2Norm()
     // The kernel reads any elempack and fp32/fp16/bf16 directly, so ncnn
     // hands over its blobs without unpacking or casting them.
     support_packing = true;
-    support_fp16_storage = true;
     support_bf16_storage = true;
+#if defined(__arm__) || defined(__aarch64__)
+    // As ncnn's own ARM layers (ReLU, Convolution) do: fp16 storage only
+    // where the CPU has fp16 arithmetic. On ARMv8.0 (Cortex-A53/A72) those
+    // layers keep blobs in fp32, and a layer declaring fp16 storage makes
+    // ncnn cast the blob to fp16 before it and back after it.
+    support_fp16_storage = ncnn::cpu_support_arm_asimdhp() != 0;
+#else
+    support_fp16_storage = true;
+#endif
 
     channels = 0;
     eps = 1e-10f;
