@@ -577,9 +577,14 @@ fn this_machine_runs_its_best_path() {
     assert_eq!(available[0], Isa::Portable);
     #[cfg(target_arch = "x86_64")]
     assert!(available.contains(&Isa::Sse2));
-    // Every aarch64 CPU has NEON, so every test above ran it.
+    // Every aarch64 CPU has NEON, so every test above ran it; those with
+    // FEAT_FHM (qemu's `max`) also ran the fmlal path.
     #[cfg(target_arch = "aarch64")]
-    assert_eq!(available, [Isa::Portable, Isa::Neon]);
+    if std::arch::is_aarch64_feature_detected!("fhm") {
+        assert_eq!(available, [Isa::Portable, Isa::Neon, Isa::NeonFhm]);
+    } else {
+        assert_eq!(available, [Isa::Portable, Isa::Neon]);
+    }
     println!(
         "paths: {}",
         available
@@ -590,5 +595,69 @@ fn this_machine_runs_its_best_path() {
     );
     if std::env::var("NCNN_L2NORM_ISA").is_err() {
         assert_eq!(Isa::selected(), *available.last().unwrap());
+    }
+}
+
+/// FEAT_FHM's pass 1 (`fmlal`: halves squared exactly, added with one
+/// rounding) is claimed to give bit for bit what the plain NEON path's
+/// `fcvtl` then `fmla` give, so fp16 results must be identical on every
+/// elempack, tile width and ending, with subnormal, largest and zero halves
+/// among ordinary ones (NaNs compared as NaNs).
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn the_fhm_path_matches_plain_neon_bit_for_bit() {
+    if !Isa::available().contains(&Isa::NeonFhm) {
+        println!("skipped: this CPU has no FEAT_FHM (qemu -cpu max has it)");
+        return;
+    }
+    let mut rng = Rng::new(19);
+    let specials = [
+        0x0001u16, 0x8001, 0x03ff, 0x7bff, 0xfbff, 0x0000, 0x8000, 0x3c00,
+    ];
+    for (w, h, channels, elempack) in [
+        (38, 38, 512usize, 1usize),
+        (38, 38, 512, 4),
+        (38, 38, 512, 8),
+        (19, 19, 1024, 16),
+        (5, 3, 3, 1),
+        (7, 1, 24, 8),
+        (1, 1, 17, 1),
+        (11, 13, 64, 4),
+    ] {
+        let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32)
+            .with_16bit_storage();
+        let layout = view.layout(Storage::F16).unwrap();
+        for (m, mode) in MODES.into_iter().enumerate() {
+            let p = params(channels, 1e-10, mode, false);
+            let weights = rng.vec(channels, -30.0, 30.0);
+            let forward = Forward::new::<F16>(&view, &p, &weights).unwrap();
+            let mut data: Vec<F16> = rng
+                .vec(layout.min_len, -4.0, 4.0)
+                .into_iter()
+                .map(F16::from_f32)
+                .collect();
+            for (i, x) in data.iter_mut().enumerate().skip(m).step_by(97) {
+                *x = F16(specials[i % specials.len()]);
+            }
+            let mut neon = data.clone();
+            forward.run_on(
+                Isa::Neon,
+                &mut TensorMut::from_slice(&mut neon, layout).unwrap(),
+            );
+            forward.run_on(
+                Isa::NeonFhm,
+                &mut TensorMut::from_slice(&mut data, layout).unwrap(),
+            );
+            for (i, (a, b)) in neon.iter().zip(&data).enumerate() {
+                let nan = a.to_f32().is_nan() && b.to_f32().is_nan();
+                assert!(
+                    a == b || nan,
+                    "{w}x{h}x{channels} elempack {elempack} {mode:?}: element {i} is {:#06x} \
+                     on neon, {:#06x} on neon+fhm",
+                    a.0,
+                    b.0
+                );
+            }
+        }
     }
 }

@@ -86,6 +86,14 @@ pub(crate) trait Vector: Copy {
 pub(crate) trait Io<E: Element>: Vector {
     unsafe fn load(p: *const E) -> Self;
     unsafe fn store(self, p: *mut E);
+    /// Pass 1's step, `acc + x·x` for the W elements at `p`: a load, then
+    /// [`square_add`](Vector::square_add). A type may fuse the two where
+    /// the result is bit for bit the same (NEON with FEAT_FHM, fp16).
+    #[inline(always)]
+    unsafe fn square_add_at(p: *const E, acc: Self) -> Self {
+        // SAFETY: the caller keeps the trait's contract.
+        unsafe { Self::load(p).square_add(acc) }
+    }
     /// The first `n` (< W) elements at `p`, zero in the other lanes; `p`
     /// need only be valid for `n` elements. Through a stack copy unless
     /// the instruction set has masked loads for `E`.
@@ -238,7 +246,7 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
         }
         for (u, a) in a.iter_mut().enumerate() {
             // SAFETY: the row holds NV·W elements.
-            *a = unsafe { V::load(x.add(u * V::W)).square_add(*a) };
+            *a = unsafe { V::square_add_at(x.add(u * V::W), *a) };
         }
     }
     // Lanes of a position -> its sum of squares -> 1/denominator, spread

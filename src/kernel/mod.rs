@@ -58,14 +58,17 @@ impl Scale<'_> {
 /// The code paths the kernel can take. `Portable` is the one every target
 /// has: plain Rust the compiler vectorises (NEON on aarch64, SSE2 on x86-64).
 ///
-/// Ordered by vector width within each architecture's paths, `Neon` (four
-/// lanes, like `Sse2`) below the x86 ones, so that a cap names a width: see
-/// [`selected`](Isa::selected).
+/// Ordered by vector width within each architecture's paths, the NEON ones
+/// (128-bit registers, like `Sse2`) below the x86 ones, so that a cap names
+/// a width: see [`selected`](Isa::selected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
     Portable,
     /// aarch64's Advanced SIMD, with fp16 storage converted by the hardware.
     Neon,
+    /// `Neon` on a CPU with FEAT_FHM: pass 1 squares fp16 storage with
+    /// `fmlal`, bit for bit the same results in fewer instructions.
+    NeonFhm,
     Sse2,
     Avx2,
     Avx512,
@@ -88,17 +91,23 @@ impl Isa {
             }
         }
         #[cfg(target_arch = "aarch64")]
-        if neon::Neon::new().is_some() {
-            v.push(Isa::Neon);
+        {
+            if neon::Neon::new().is_some() {
+                v.push(Isa::Neon);
+            }
+            if neon::NeonFhm::new().is_some() {
+                v.push(Isa::NeonFhm);
+            }
         }
         v
     }
 
     /// The path the layer uses: the best this CPU has, or the one named by
-    /// `NCNN_L2NORM_ISA` (`portable`, `neon`, `sse2`, `avx2`, `avx512`), capped
-    /// at what the CPU has: the best available path that does not come after
-    /// it. So `avx512` on an aarch64 CPU runs `neon`, and `neon` on x86-64
-    /// runs `portable` (the four-lane path it has). Decided once per process.
+    /// `NCNN_L2NORM_ISA` (`portable`, `neon`, `neon+fhm`, `sse2`, `avx2`,
+    /// `avx512`), capped at what the CPU has: the best available path that
+    /// does not come after it. So `avx512` on an aarch64 CPU runs the best
+    /// NEON path, and `neon` on x86-64 runs `portable` (the 128-bit path it
+    /// has). Decided once per process.
     pub fn selected() -> Isa {
         static SELECTED: OnceLock<Isa> = OnceLock::new();
         *SELECTED.get_or_init(|| {
@@ -125,6 +134,7 @@ impl Isa {
             // `scalar`: this path's name before it was vectorised.
             "portable" | "scalar" => Some(Isa::Portable),
             "neon" => Some(Isa::Neon),
+            "neon+fhm" | "neon-fhm" => Some(Isa::NeonFhm),
             "sse2" => Some(Isa::Sse2),
             "avx2" => Some(Isa::Avx2),
             "avx512" | "avx512f" => Some(Isa::Avx512),
@@ -136,6 +146,7 @@ impl Isa {
         match self {
             Isa::Portable => "portable",
             Isa::Neon => "neon",
+            Isa::NeonFhm => "neon+fhm",
             Isa::Sse2 => "sse2",
             Isa::Avx2 => "avx2+fma+f16c",
             Isa::Avx512 => "avx512f",
@@ -275,7 +286,7 @@ impl<'w> Forward<'w> {
                     return unsafe { x86_sse2(token, t, scale, norm) };
                 }
             }
-            Isa::Portable | Isa::Neon => {}
+            Isa::Portable | Isa::Neon | Isa::NeonFhm => {}
         }
         #[cfg(target_arch = "aarch64")]
         match isa {
@@ -286,6 +297,12 @@ impl<'w> Forward<'w> {
                 if let Some(token) = neon::Neon::new() {
                     // SAFETY: the token exists only on a CPU with NEON.
                     return unsafe { neon_entry(token, t, scale, norm) };
+                }
+            }
+            Isa::NeonFhm => {
+                if let Some(token) = neon::NeonFhm::new() {
+                    // SAFETY: the token exists only on a CPU with NEON and FHM.
+                    return unsafe { neon_fhm_entry(token, t, scale, norm) };
                 }
             }
             _ => {}
@@ -339,6 +356,8 @@ isa_entry!(x86_avx2, x86::Avx2, x86::normalize_avx2);
 isa_entry!(x86_sse2, x86::Sse2, x86::normalize_sse2);
 #[cfg(target_arch = "aarch64")]
 isa_entry!(neon_entry, neon::Neon, neon::normalize_neon);
+#[cfg(target_arch = "aarch64")]
+isa_entry!(neon_fhm_entry, neon::NeonFhm, neon::normalize_neon_fhm);
 
 /// Views a tensor of `A` as one of `B`.
 ///
@@ -399,5 +418,11 @@ mod tests {
         assert_eq!(Isa::capped(&arm, Some(Avx512)), Neon);
         assert_eq!(Neon.name(), "neon");
         assert_eq!(Isa::from_name(" NEON "), Some(Neon));
+        // FEAT_FHM's path caps to plain NEON when asked for `neon`.
+        let fhm = [Portable, Neon, NeonFhm];
+        assert_eq!(Isa::capped(&fhm, None), NeonFhm);
+        assert_eq!(Isa::capped(&fhm, Some(Neon)), Neon);
+        assert_eq!(Isa::capped(&fhm, Some(Avx512)), NeonFhm);
+        assert_eq!(Isa::from_name("neon+fhm").map(Isa::name), Some("neon+fhm"));
     }
 }

@@ -20,6 +20,12 @@
 //!   crate's MSRV is 1.89. Rounding is the FPCR's, which Rust code assumes
 //!   is the default: to nearest, ties to even, no flushing; that is
 //!   bit for bit what `element::f32_to_f16` computes (tests below).
+//! * FEAT_FHM (`VNeon<true>`, Isa `neon+fhm`): pass 1 squares fp16 storage
+//!   with `fmlal`/`fmlal2`, which multiply halves exactly and add into f32
+//!   lanes with one rounding: bit for bit `fcvtl` then `fmla`, one
+//!   instruction per four halves instead of two. Optional in ARMv8.2,
+//!   required from ARMv8.4: Cortex-A510/A710/X2 and later, Neoverse V1/N2;
+//!   not Cortex-A55/A76/A78 (RK3588, Raspberry Pi 5), which run `neon`.
 //! * bf16 storage: a 16-bit shift widens; narrowing rounds to nearest even
 //!   and quiets NaN exactly as `element::f32_to_bf16` does, in integer
 //!   arithmetic (`bfcvtn` needs ARMv8.6's BF16, which a Cortex-A53 to A76
@@ -44,9 +50,10 @@
 //! 3.95-4.14 M; four-lane vectors in 32-element rows executed 1.84-2.24 M,
 //! 2.39-2.79 M and 4.06-4.45 M. fp16 costs 1.26-1.29x fp32's instructions
 //! (1.26-1.30x on 1024x19x19 and 512x64x64): three conversions per four
-//! elements (a widening in each pass, a narrowing in pass 2) that ARMv8.0
-//! cannot do without, short of fp16 arithmetic, which would round pass 2
-//! differently. qemu's wall time says little here: it emulates each float
+//! elements (a widening in each pass, a narrowing in pass 2) that a CPU
+//! without FEAT_FHM cannot do without, short of fp16 arithmetic, which
+//! would round pass 2 differently. With FEAT_FHM (`-cpu max`) fp16 executes
+//! 1.63-1.77 M, 1.14-1.16x fp32. qemu's wall time says little here: it emulates each float
 //! instruction (`fmla`, `fcvtl`) through a software floating-point call per
 //! lane and the portable path's integer conversions with host SIMD, so
 //! hardware conversions that are one instruction on a CPU look slow under
@@ -93,9 +100,45 @@ pub(crate) unsafe fn normalize_neon<E: Element>(
     unsafe { normalize_blocked::<U, E, VNeon>(t, scale, norm) }
 }
 
+/// Proof that the CPU has NEON and FEAT_FHM (`fmlal`: fused multiply-add
+/// of halves into f32 lanes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NeonFhm(());
+
+impl NeonFhm {
+    /// `Some` only on a CPU with NEON and FEAT_FHM (Cortex-A510/A710/X2
+    /// and later, Neoverse V1/N2, Apple's; not Cortex-A55/A76/A78).
+    pub(crate) fn new() -> Option<Self> {
+        (std::arch::is_aarch64_feature_detected!("neon")
+            && std::arch::is_aarch64_feature_detected!("fhm"))
+        .then_some(NeonFhm(()))
+    }
+}
+
+/// Normalises `t` with NEON, pass 1 over fp16 storage with `fmlal`; the
+/// results are bit for bit [`normalize_neon`]'s.
+///
+/// # Safety
+/// The CPU has NEON and FEAT_FHM (hold a token).
+#[target_feature(enable = "neon,fhm")]
+pub(crate) unsafe fn normalize_neon_fhm<E: Element>(
+    _token: NeonFhm,
+    t: &mut TensorMut<'_, E>,
+    scale: Scale<'_>,
+    norm: Norm,
+) where
+    VNeon<true>: Io<E>,
+{
+    // SAFETY: the token proves the features this function enables; the
+    // caller sends only elempacks that divide 16.
+    unsafe { normalize_blocked::<U, E, VNeon<true>>(t, scale, norm) }
+}
+
 /// Eight f32 lanes in two NEON registers: lanes 0-3 in `.0`, 4-7 in `.1`.
+/// `FHM`: the CPU has FEAT_FHM, and pass 1 squares fp16 storage with
+/// `fmlal` (see [`square_add_f16_fhm`]); everything else is the same code.
 #[derive(Clone, Copy)]
-pub(crate) struct VNeon(float32x4_t, float32x4_t);
+pub(crate) struct VNeon<const FHM: bool = false>(float32x4_t, float32x4_t);
 
 /// `[hsum(a), hsum(b), hsum(c), hsum(d)]` of four-lane registers, bit for
 /// bit: the halves of each added lane-wise, two registers side by side,
@@ -207,6 +250,45 @@ unsafe fn narrow_f16(lo: float32x4_t, hi: float32x4_t) -> uint16x8_t {
     out
 }
 
+/// `lo + h[0..4]²` and `hi + h[4..8]²`, each square of a half added to
+/// an f32 lane with one rounding: `fmlal` and `fmlal2` (FEAT_FHM, optional
+/// from ARMv8.2, required from ARMv8.4). The product of two halves (11
+/// significant bits each) is exact in f32 and the instruction does not
+/// round it before the addition, so each lane is bit for bit what
+/// `fcvtl` (exact) followed by `fmla` (one rounding) gives, in one
+/// instruction per four halves instead of two: pass 1 over fp16 storage
+/// then costs what it costs over fp32.
+///
+/// # Safety
+/// The CPU has NEON and FEAT_FHM.
+#[target_feature(enable = "neon,fhm")]
+#[inline]
+unsafe fn square_add_f16_fhm(
+    h: uint16x8_t,
+    lo: float32x4_t,
+    hi: float32x4_t,
+) -> (float32x4_t, float32x4_t) {
+    let (mut lo, mut hi) = (lo, hi);
+    // SAFETY: both instructions (FEAT_FHM, which the caller's CPU has)
+    // read `h` and add into `lo` and `hi`, registers only; no memory,
+    // stack or flags (the FPSR's cumulative exception bits aside, which
+    // Rust code does not read). Half inputs are flushed only under FPCR.FZ16
+    // and the f32 sum only under FPCR.FZ, both clear in the default FPCR
+    // Rust assumes, as is its rounding (to nearest, ties to even), so
+    // `pure` holds.
+    unsafe {
+        asm!(
+            "fmlal {lo:v}.4s, {h:v}.4h, {h:v}.4h",
+            "fmlal2 {hi:v}.4s, {h:v}.4h, {h:v}.4h",
+            lo = inout(vreg) lo,
+            hi = inout(vreg) hi,
+            h = in(vreg) h,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    (lo, hi)
+}
+
 /// f32 to bf16, four lanes, as `element::f32_to_bf16`: round to nearest
 /// even by adding 0x7fff plus the lowest kept bit, then keep the top half;
 /// NaNs keep their top bits with the quiet bit set.
@@ -231,7 +313,7 @@ unsafe fn narrow_bf16(x: float32x4_t) -> uint16x4_t {
 /// # Safety
 /// The CPU has NEON; `out` is as long as `v`, a multiple of 4.
 #[inline(always)]
-unsafe fn hsum_fours(v: &[VNeon], out: &mut [f32]) {
+unsafe fn hsum_fours<const FHM: bool>(v: &[VNeon<FHM>], out: &mut [f32]) {
     debug_assert!(v.len() == out.len() && v.len().is_multiple_of(4));
     for (v, out) in v.chunks_exact(4).zip(out.chunks_exact_mut(4)) {
         // SAFETY: NEON (the caller's contract); `out` holds 4 floats.
@@ -242,7 +324,7 @@ unsafe fn hsum_fours(v: &[VNeon], out: &mut [f32]) {
     }
 }
 
-impl VNeon {
+impl<const FHM: bool> VNeon<FHM> {
     /// Lane `i` plus lane `i + 4`: the first step of every sum across lanes.
     ///
     /// # Safety
@@ -260,7 +342,7 @@ impl VNeon {
 // point to get (and which the aarch64 targets enable by default). Each
 // operation is written out on both registers: no closures (see
 // `blocked`'s note).
-impl Vector for VNeon {
+impl<const FHM: bool> Vector for VNeon<FHM> {
     const W: usize = 8;
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
@@ -376,7 +458,7 @@ impl Vector for VNeon {
     }
 }
 
-impl Io<f32> for VNeon {
+impl<const FHM: bool> Io<f32> for VNeon<FHM> {
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
         // SAFETY: the caller keeps the trait's contract (NEON; `p` valid
@@ -390,7 +472,7 @@ impl Io<f32> for VNeon {
     }
 }
 
-impl Io<F16> for VNeon {
+impl<const FHM: bool> Io<F16> for VNeon<FHM> {
     #[inline(always)]
     unsafe fn load(p: *const F16) -> Self {
         // SAFETY: the caller keeps the trait's contract: the CPU has NEON
@@ -402,13 +484,26 @@ impl Io<F16> for VNeon {
         }
     }
     #[inline(always)]
+    unsafe fn square_add_at(p: *const F16, acc: Self) -> Self {
+        // SAFETY: as for `load`; with FHM, the CPU has FEAT_FHM (`VNeon<true>`
+        // is used only under a `NeonFhm` token).
+        unsafe {
+            if FHM {
+                let (lo, hi) = square_add_f16_fhm(vld1q_u16(p.cast()), acc.0, acc.1);
+                VNeon(lo, hi)
+            } else {
+                Self::load(p).square_add(acc)
+            }
+        }
+    }
+    #[inline(always)]
     unsafe fn store(self, p: *mut F16) {
         // SAFETY: as for `load`.
         unsafe { vst1q_u16(p.cast(), narrow_f16(self.0, self.1)) }
     }
 }
 
-impl Io<BF16> for VNeon {
+impl<const FHM: bool> Io<BF16> for VNeon<FHM> {
     #[inline(always)]
     unsafe fn load(p: *const BF16) -> Self {
         // A bf16 is the top half of an f32: shift each up by 16 (`shll`,
@@ -436,6 +531,10 @@ mod tests {
     use super::super::blocked::butterfly;
     use super::super::element::{f16_to_f32, f32_to_bf16, f32_to_f16};
     use super::*;
+
+    /// The plain NEON vector (`fcvtl` in pass 1); `VNeon<true>` is tested
+    /// through the kernel on CPUs with FEAT_FHM.
+    type VNeon = super::VNeon<false>;
 
     /// Awkward floats: mixed signs and magnitudes, so any change in the
     /// order of the additions changes some result's last bits.
