@@ -152,6 +152,38 @@ pub fn f32_to_f16(x: f32) -> u16 {
     (sign | pick(abs > 0x7f80_0000, nan, finite)) as u16
 }
 
+/// f32s of every kind, for the conversion tests here and in the vector
+/// paths: a prime stride through all 2^32 bit patterns (every sign and
+/// exponent, varied mantissas, NaNs with payloads), every value within a
+/// few ulps of each half and of each midpoint between halves, bf16 ties
+/// and near-ties of both parities, and the infinities and extremes.
+#[cfg(test)]
+pub(crate) fn every_kind_of_f32() -> Vec<f32> {
+    let mut xs: Vec<f32> = (0..=u32::MAX / 4099)
+        .map(|i| f32::from_bits(i * 4099))
+        .collect();
+    for h in 0..0x7c00u16 {
+        let v = f16_to_f32(h);
+        let mid = ((f64::from(v) + f64::from(f16_to_f32(h + 1))) / 2.0) as f32;
+        for base in [v, mid] {
+            for d in -2i32..=2 {
+                let b = base.to_bits() as i32 + d;
+                if b >= 0 {
+                    xs.push(f32::from_bits(b as u32));
+                    xs.push(-f32::from_bits(b as u32));
+                }
+            }
+        }
+    }
+    for top in [0x3f80u32, 0x3f81, 0x0000, 0x0001, 0x7f7f, 0x807f] {
+        for low in [0x7fffu32, 0x8000, 0x8001] {
+            xs.push(f32::from_bits((top << 16) | low));
+        }
+    }
+    xs.extend([f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN]);
+    xs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,26 +253,7 @@ mod tests {
 
     #[test]
     fn half_rounds_every_kind_of_f32_to_nearest_even() {
-        // A stride through all 2^32 bit patterns (prime, so every exponent
-        // and sign is met with varied mantissas), plus every value within
-        // a few ulps of each half and of each midpoint between halves.
-        let mut xs: Vec<f32> = (0..=u32::MAX / 4099)
-            .map(|i| f32::from_bits(i * 4099))
-            .collect();
-        for h in 0..0x7c00u16 {
-            let v = f16_to_f32(h);
-            let next = f16_to_f32(h + 1);
-            let mid = ((f64::from(v) + f64::from(next)) / 2.0) as f32;
-            for base in [v, mid] {
-                for d in -2i32..=2 {
-                    let b = base.to_bits() as i32 + d;
-                    if b >= 0 {
-                        xs.push(f32::from_bits(b as u32));
-                        xs.push(-f32::from_bits(b as u32));
-                    }
-                }
-            }
-        }
+        let xs = every_kind_of_f32();
         for x in xs {
             if x.is_nan() {
                 assert!(f16_to_f32(f32_to_f16(x)).is_nan(), "{:#010x}", x.to_bits());

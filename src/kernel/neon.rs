@@ -529,7 +529,7 @@ impl<const FHM: bool> Io<BF16> for VNeon<FHM> {
 #[cfg(test)]
 mod tests {
     use super::super::blocked::butterfly;
-    use super::super::element::{f16_to_f32, f32_to_bf16, f32_to_f16};
+    use super::super::element::{every_kind_of_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
     use super::*;
 
     /// The plain NEON vector (`fcvtl` in pass 1); `VNeon<true>` is tested
@@ -558,36 +558,6 @@ mod tests {
     fn vector(x: [f32; 8]) -> VNeon {
         // SAFETY: NEON, as in `lanes`; `x` holds 8 floats.
         unsafe { VNeon::load_acc(x.as_ptr()) }
-    }
-
-    /// f32s of every kind: a prime stride through all 2^32 bit patterns
-    /// (every sign and exponent, varied mantissas, NaNs with payloads),
-    /// plus the values around each half and each midpoint between halves.
-    fn every_kind_of_f32() -> Vec<f32> {
-        let mut xs: Vec<f32> = (0..=u32::MAX / 4099)
-            .map(|i| f32::from_bits(i * 4099))
-            .collect();
-        for h in 0..0x7c00u16 {
-            let v = f16_to_f32(h);
-            let mid = ((f64::from(v) + f64::from(f16_to_f32(h + 1))) / 2.0) as f32;
-            for base in [v, mid] {
-                for d in -2i32..=2 {
-                    let b = base.to_bits() as i32 + d;
-                    if b >= 0 {
-                        xs.push(f32::from_bits(b as u32));
-                        xs.push(-f32::from_bits(b as u32));
-                    }
-                }
-            }
-        }
-        // bf16 ties and near-ties, both parities.
-        for top in [0x3f80u32, 0x3f81, 0x0000, 0x0001, 0x7f7f, 0x807f] {
-            for low in [0x7fffu32, 0x8000, 0x8001] {
-                xs.push(f32::from_bits((top << 16) | low));
-            }
-        }
-        xs.extend([f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN]);
-        xs
     }
 
     #[test]
