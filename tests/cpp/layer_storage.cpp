@@ -6,6 +6,7 @@
 
 #include "ncnn_l2norm/l2norm.h"
 
+#include "layer.h"
 #include "modelbin.h"
 #include "paramdict.h"
 
@@ -112,6 +113,20 @@ int main()
                            sh[2], sh[1], sh[0], packs[p], names[storage], threads, worst, ok ? "ok" : "FAIL");
                     failures += !ok;
                 }
+#if defined(__arm__) || defined(__aarch64__)
+    // On ARM the layer declares fp16 storage where ncnn's own ARM layers do
+    // (fp16 arithmetic, asimdhp): on ARMv8.0 their blobs stay fp32, and a
+    // layer declaring fp16 there makes ncnn cast around it.
+    {
+        ncnn::Layer* relu = ncnn::create_layer("ReLU");
+        ncnn_l2norm::L2Norm layer;
+        const bool same = relu && relu->support_fp16_storage == layer.support_fp16_storage;
+        printf("fp16 storage: declared %d, ncnn's ReLU %d: %s\n", (int)layer.support_fp16_storage,
+               relu ? (int)relu->support_fp16_storage : -1, same ? "ok" : "FAIL");
+        failures += !same;
+        delete relu;
+    }
+#endif
     printf("%s\n", failures ? "FAILED" : "storage ok");
     return failures ? 1 : 0;
 }
