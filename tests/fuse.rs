@@ -779,3 +779,82 @@ fn normalize_with_shared_scale_needs_the_channel_count() {
     assert!(out.to_text().contains("L2Norm                   l2norm_n                 1 1 in0 out 0=7 1=1.000000e-6 2=2 3=1\n"), "{}", out.to_text());
     assert_eq!(out_bin, 1f32.to_le_bytes());
 }
+
+/// conv (4 channels) -> Normalize (`shared`: 1=1 3=1, else 1=0 3=4) -> mul by
+/// MemoryData `md` (`0=1 1=1 2=4` per channel, or `0=2 1=1 2=4` with values
+/// varying in a channel); (param text, bin).
+fn normalize_then_scale(shared: bool, md: &str, md_values: &[f32]) -> (String, Vec<u8>) {
+    let scale = if shared { "1=1 3=1" } else { "1=0 3=4" };
+    let param = format!(
+        "7767517\n5 5\nInput in0 0 1 in0\nConvolution conv 1 1 in0 x 0=4 1=1 5=0 6=12\n\
+Normalize n 1 1 x y 0=0 {scale} 2=1.000000e-12 4=1 9=1\nMemoryData w 0 1 w {md}\n\
+BinaryOp mul 2 1 w y out 0=2\n"
+    );
+    let mut b = vec![0u8; 4]; // conv flag
+    b.extend((0..12).flat_map(|i| (i as f32 * 0.1).to_le_bytes()));
+    let normalize_scale: Vec<f32> = if shared {
+        vec![1.0]
+    } else {
+        vec![1.0, 2.0, 3.0, 4.0]
+    };
+    b.extend(normalize_scale.iter().flat_map(|v| v.to_le_bytes()));
+    b.extend(md_values.iter().flat_map(|v| v.to_le_bytes()));
+    (param, b)
+}
+
+fn l2norm_weights(out: &ParamFile, out_bin: &[u8]) -> Vec<f32> {
+    let lay = bin::layout(out, out_bin).unwrap();
+    let i = out.layers.iter().position(|l| l.ty == "L2Norm").unwrap();
+    bin::decode_f32(out_bin, &lay[i].chunks[0]).unwrap()
+}
+
+#[test]
+fn normalize_folds_the_per_channel_multiply_after_it() {
+    // torchvision's form: shared Normalize scale 1, then * per-channel weight.
+    let (param, b) = normalize_then_scale(true, "0=1 1=1 2=4", &[20.0, 21.0, 22.0, 23.0]);
+    let pf = ParamFile::parse(&param).unwrap();
+    let (out, out_bin, report) = fuse(&pf, &b, &opts(true), &Files::none()).unwrap();
+    assert_eq!(out.layers.len(), 3, "{}", out.to_text());
+    let l = out.layers.iter().find(|l| l.ty == "L2Norm").unwrap();
+    assert_eq!((l.bottoms[0].as_str(), l.tops[0].as_str()), ("x", "out"));
+    assert_eq!(
+        l.params
+            .iter()
+            .map(|p| p.text().to_string())
+            .collect::<Vec<_>>(),
+        ["0=4", "1=1.000000e-12", "2=2", "3=0"]
+    );
+    assert_eq!(l2norm_weights(&out, &out_bin), [20.0, 21.0, 22.0, 23.0]);
+    assert_eq!(report.fused[0].replaced, ["n", "w", "mul"]);
+    // A per-channel Normalize scale multiplies with it.
+    let (param, b) = normalize_then_scale(false, "0=1 1=1 2=4", &[20.0, 21.0, 22.0, 23.0]);
+    let (out, out_bin, _) = fuse(
+        &ParamFile::parse(&param).unwrap(),
+        &b,
+        &opts(true),
+        &Files::none(),
+    )
+    .unwrap();
+    assert_eq!(l2norm_weights(&out, &out_bin), [20.0, 42.0, 66.0, 92.0]);
+    // A MemoryData that varies within a channel is no per-channel scale: the
+    // multiply stays, and the report says why.
+    let varying: Vec<f32> = (0..8).map(|i| i as f32).collect();
+    let (param, b) = normalize_then_scale(true, "0=2 1=1 2=4", &varying);
+    let (out, out_bin, report) = fuse(
+        &ParamFile::parse(&param).unwrap(),
+        &b,
+        &opts(true),
+        &Files::none(),
+    )
+    .unwrap();
+    assert!(
+        out.layers.iter().any(|l| l.name == "mul"),
+        "{}",
+        out.to_text()
+    );
+    assert_eq!(l2norm_weights(&out, &out_bin), [1.0]);
+    assert!(
+        report.to_string().contains("Normalize n: the multiply after it stays a separate layer: MemoryData w varies within a channel"),
+        "{report}"
+    );
+}

@@ -999,7 +999,8 @@ pub fn fuse(
         };
         let shared = l.int(1, 0).map_err(ModelError::Fuse)? != 0;
         let size = l.int(3, 0).map_err(ModelError::Fuse)?;
-        if size != if shared { 1 } else { size.max(1) } {
+        // One scale when shared, one per channel (at least one) otherwise.
+        if (shared && size != 1) || size < 1 {
             return Err(ModelError::Fuse(format!(
                 "{label}: scale_data_size 3={size} with channel_shared 1={}",
                 shared as i32
@@ -1012,7 +1013,7 @@ pub fn fuse(
         };
         let eps = eps_param.as_float().unwrap();
         let mut weights = bin::decode_f32(bin, &lay[i].chunks[0])?;
-        let mut replaced = vec![l.name.clone()];
+        let mut replaced = vec![i];
         let mut tops = l.tops.clone();
         // A multiply by a constant right after it (torchvision's
         // `scale_weight.view(1, -1, 1, 1) * F.normalize(x)`) folds into the weights.
@@ -1036,7 +1037,7 @@ pub fn fuse(
                 };
                 folded_shared = shared && scale_shared;
                 for &m in &layers {
-                    replaced.push(pf.layers[m].name.clone());
+                    replaced.push(m);
                     removed.insert(m);
                 }
                 tops = vec![out];
@@ -1074,7 +1075,13 @@ pub fn fuse(
         let name = fresh_name(&format!("l2norm_{}", l.name));
         report.fused.push(Fused {
             name: name.clone(),
-            replaced,
+            replaced: {
+                replaced.sort_unstable(); // file order
+                replaced
+                    .iter()
+                    .map(|&r| pf.layers[r].name.clone())
+                    .collect()
+            },
             channels,
             eps,
             eps_mode: mode,
