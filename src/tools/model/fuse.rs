@@ -38,6 +38,22 @@
 //! chain with a scale both before and after the division is ambiguous (which
 //! one is the L2Norm weight?) and refused.
 //!
+//! What the exporters lose, and how it is put back:
+//!
+//! * axes: from ONNX opset >= 13 and torch's dynamo exporter pnnx writes the
+//!   channel sum as `Reduction ... 1=0 -23303=0` (no axes; the model then
+//!   computes x/|x|). The axis comes back only from pnnx's `.pnnx.param`
+//!   (see [`lost_axis`]); without it the run is refused with the command
+//!   that works, and so is a no-axes Reduction outside any L2Norm.
+//! * eps: the dynamo export drops `+ eps`; a chain without eps gets
+//!   [`DEFAULT_EPS`] added to the norm, and a note says so.
+//!
+//! Besides chains: with `--normalize`, ncnn `Normalize` layers in channel
+//! mode become `L2Norm`, a multiply by a per-channel constant (or a scalar)
+//! after one folded into its weights (torchvision's SSD300); without it, the
+//! report names them and the command. pnnx moduleop L2Norm layers are named
+//! with how they load, and renamed to `L2Norm` with `--moduleop`.
+//!
 //! The rewrite removes the chain's layers (and the `Split` outputs it used; a
 //! `Split` left with one output is removed), puts the `L2Norm` where the
 //! chain's last layer was, writing the chain's output blob, and rebuilds the

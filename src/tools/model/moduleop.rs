@@ -9,8 +9,8 @@
 //! (eps 1e-10 added to the norm by default, both projects' value).
 //!
 //! Recognised here: a type whose last dotted component is `L2Norm` and whose
-//! only param is a weight shape our layer accepts ([C], [1,C], [1,C,1],
-//! [1,C,1,1]). Anything more (a second tensor attribute writes param 11) is
+//! only param is a weight shape our layer accepts (`[C]`, `[1,C]`, `[1,C,1]`,
+//! `[1,C,1,1]`). Anything more (a second tensor attribute writes param 11) is
 //! not the one-weight module the layer implements and is refused by name.
 
 use ncnn_l2norm::{L2NormParams, DEFAULT_EPS};
