@@ -1,8 +1,9 @@
 //! `ncnn-l2norm fuse` on models the real pnnx wrote (`tests/fixtures/fuse/`,
 //! made by `make_fixtures.py` there: mmdetection's and ssd.pytorch's L2Norm
-//! through TorchScript and ONNX, between convolutions, in a two-branch
-//! SSD-like net, alone, and F.normalize's `Normalize`) and on a hand-written
-//! onnx2ncnn model. Needs neither torch nor pnnx.
+//! through TorchScript, ONNX opset 11 and 13 and torch's default (dynamo)
+//! exporter, between convolutions, in a two-branch SSD-like net, alone;
+//! F.normalize's `Normalize`; torchvision's SSD300 backbone through every
+//! route) and on a hand-written onnx2ncnn model. Needs neither torch nor pnnx.
 //!
 //! For every fixture the fuser must fuse (or refuse) as the manifest says; a
 //! fused model has one `L2Norm` per module and none of the chain's layers,
@@ -15,7 +16,11 @@
 //! element near zero by cancellation keeps the absolute error of the sum, so
 //! the relative part is taken at the tensor's scale, not the element's).
 //! Both are also checked against PyTorch's outputs within
-//! `1e-4·(1 + max|expected|)`. Measured worst differences are printed.
+//! `1e-4·(1 + max|expected|)`. Where the converted model itself is wrong
+//! (pnnx lost the reduction axes of the opset 13 and dynamo exports: the
+//! manifest's `unfused wrong`), the fused model is checked against PyTorch
+//! only, and the unfused one is checked to be far from it (NaN, or off by
+//! more than 1). Measured worst differences are printed.
 
 mod common;
 // The `ncnn-l2norm` tool's model code, compiled in as the tool compiles it:
@@ -28,10 +33,9 @@ use std::path::{Path, PathBuf};
 
 use common::{net_options, Net, Tensor};
 use model::bin;
-use model::fuse::{fuse, fuse_files, FuseOptions};
+use model::fuse::{fuse, fuse_files, Files, FuseOptions};
 use model::param::ParamFile;
 use model::ModelError;
-use ncnn_l2norm::EpsMode;
 
 type Blob = common::FixtureBlob;
 
@@ -57,6 +61,12 @@ struct Fixture {
     outputs: Vec<Blob>,
     expect: Option<Expect>,
     channels: Vec<usize>,
+    /// (eps, eps_mode, channel_shared) of each expected L2Norm, in `channels` order.
+    l2norms: Vec<(f32, i32, bool)>,
+    /// The converted model does not compute PyTorch's function (pnnx lost axes).
+    unfused_wrong: bool,
+    /// pnnx's .pnnx.param for the model, beside it.
+    pnnx: Option<PathBuf>,
 }
 
 /// `BLOB FILE 1 C H W` from the manifest.
@@ -82,6 +92,9 @@ fn fixtures() -> Vec<Fixture> {
                 outputs: vec![],
                 expect: None,
                 channels: vec![],
+                l2norms: vec![],
+                unfused_wrong: false,
+                pnnx: None,
             });
             continue;
         }
@@ -101,11 +114,41 @@ fn fixtures() -> Vec<Fixture> {
             }
             "expect" if f[1] == "refuse" => fx.expect = Some(Expect::Refuse(f[2..].join(" "))),
             "channels" => fx.channels = f[1..].iter().map(|c| c.parse().unwrap()).collect(),
+            "l2norm" => {
+                fx.l2norms
+                    .push((f[1].parse().unwrap(), f[2].parse().unwrap(), f[3] == "1"))
+            }
+            "unfused" if f[1] == "wrong" => fx.unfused_wrong = true,
+            "pnnx" => fx.pnnx = Some(dir().join(f[1])),
             other => panic!("manifest: unknown key {other:?}"),
         }
     }
-    assert_eq!(out.len(), 14, "fixtures in manifest.txt");
+    assert_eq!(out.len(), 24, "fixtures in manifest.txt");
     out
+}
+
+/// What the tool knows of a fixture's files: the .pnnx.param beside it, if any.
+fn files(fx: &Fixture) -> Files {
+    let f = Files::read(
+        &fx.param,
+        &fx.bin,
+        Path::new("out.param"),
+        Path::new("out.bin"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(f.pnnx.is_some(), fx.pnnx.is_some(), "{}", fx.name);
+    if let Some(p) = &fx.pnnx {
+        assert_eq!(&f.pnnx_path, p);
+    }
+    f
+}
+
+fn opts(normalize: bool) -> FuseOptions {
+    FuseOptions {
+        normalize,
+        ..FuseOptions::default()
+    }
 }
 
 fn load(fx: &Fixture) -> (ParamFile, Vec<u8>) {
@@ -150,7 +193,7 @@ fn fuses_what_pnnx_and_onnx2ncnn_write() {
         };
         fused_count += 1;
         let (pf, bin_bytes) = load(&fx);
-        let (out, out_bin, report) = fuse(&pf, &bin_bytes, FuseOptions { normalize })
+        let (out, out_bin, report) = fuse(&pf, &bin_bytes, &opts(normalize), &files(&fx))
             .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
 
         // The report: one L2Norm per module, with its channels, eps and mode.
@@ -160,24 +203,33 @@ fn fuses_what_pnnx_and_onnx2ncnn_write() {
         channels.sort();
         expected_channels.sort();
         assert_eq!(channels, expected_channels, "{}", fx.name);
+        let mut got: Vec<_> = (report.fused.iter())
+            .map(|f| (f.channels, f.eps, f.eps_mode.to_param(), f.channel_shared))
+            .collect();
+        let mut want: Vec<_> = (fx.channels.iter().zip(&fx.l2norms))
+            .map(|(&c, &(eps, mode, shared))| (c, eps, mode, shared))
+            .collect();
+        got.sort_by_key(|g| g.0);
+        want.sort_by_key(|w| w.0);
+        assert_eq!(got, want, "{}: {report}", fx.name);
         for f in &report.fused {
-            if normalize {
-                assert_eq!(
-                    (f.eps, f.eps_mode, f.channel_shared, f.from),
-                    (1e-6, EpsMode::Max, true, "Normalize"),
-                    "{}",
-                    fx.name
-                );
-            } else {
-                assert_eq!(
-                    (f.eps, f.eps_mode, f.channel_shared, f.from),
-                    (1e-10, EpsMode::Add, false, "chain"),
-                    "{}",
-                    fx.name
-                );
-            }
+            let from = if normalize { "Normalize" } else { "chain" };
+            assert_eq!(f.from, from, "{}", fx.name);
         }
         let summary = report.to_string();
+        // A lost axis is said to come from the .pnnx.param; a lost eps is said once per chain.
+        let from_pnnx = summary.matches("no axes in the .param;").count();
+        assert_eq!(from_pnnx, if fx.unfused_wrong { n } else { 0 }, "{summary}");
+        let no_eps = summary.matches("the chain adds no eps").count();
+        assert_eq!(
+            no_eps,
+            if fx.name.ends_with("_dynamo") && !normalize {
+                n
+            } else {
+                0
+            },
+            "{summary}"
+        );
         for f in &report.fused {
             let line = format!("-> L2Norm {}: channels {}", f.name, f.channels);
             assert!(
@@ -249,21 +301,28 @@ fn fuses_what_pnnx_and_onnx2ncnn_write() {
         let (text, fused_text) = (pf.to_text(), out.to_text());
         let mut worst = (0f32, 0f32);
         for (threads, packing) in net_options() {
-            let a = run(&text, &bin_bytes, &fx, threads, packing);
             let b = run(&fused_text, &out_bin, &fx, threads, packing);
+            let a = if fx.unfused_wrong {
+                b.clone() // not compared: the unfused model is checked to be wrong elsewhere
+            } else {
+                run(&text, &bin_bytes, &fx, threads, packing)
+            };
             for ((a, b), e) in a.iter().zip(&b).zip(&fx.outputs) {
                 let what = format!("{} {} t{threads} pack{packing}", fx.name, e.name);
-                worst.0 = worst.0.max(compare(
-                    b,
-                    a,
-                    TOL_FUSED,
-                    &format!("fused vs unfused {what}"),
-                ));
                 worst.1 = worst.1.max(compare(
                     b,
                     &e.tensor,
                     TOL_TORCH,
                     &format!("fused vs PyTorch {what}"),
+                ));
+                if fx.unfused_wrong {
+                    continue;
+                }
+                worst.0 = worst.0.max(compare(
+                    b,
+                    a,
+                    TOL_FUSED,
+                    &format!("fused vs unfused {what}"),
                 ));
                 compare(
                     a,
@@ -273,12 +332,17 @@ fn fuses_what_pnnx_and_onnx2ncnn_write() {
                 );
             }
         }
+        let vs_unfused = if fx.unfused_wrong {
+            "not compared (the unfused model is wrong)".to_string()
+        } else {
+            format!("{:.1e}", worst.0)
+        };
         eprintln!(
-            "{:<22} fused vs unfused worst |diff| {:.1e}, vs PyTorch {:.1e}",
-            fx.name, worst.0, worst.1
+            "{:<22} fused vs unfused worst |diff| {vs_unfused}, vs PyTorch {:.1e}",
+            fx.name, worst.1
         );
     }
-    assert_eq!(fused_count, 8);
+    assert_eq!(fused_count, 18);
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -316,7 +380,7 @@ fn cli_writes_what_fuse_computes_and_refuses_as_the_manifest_says() {
                 assert_eq!(code, 0, "{}: {stderr}", fx.name);
                 assert_eq!(stdout.matches("fused ").count(), n, "{stdout}");
                 let (pf, b) = load(&fx);
-                let (want, want_bin, _) = fuse(&pf, &b, FuseOptions { normalize }).unwrap();
+                let (want, want_bin, _) = fuse(&pf, &b, &opts(normalize), &files(&fx)).unwrap();
                 assert_eq!(
                     std::fs::read_to_string(&op).unwrap(),
                     want.to_text(),
@@ -343,15 +407,15 @@ fn cli_writes_what_fuse_computes_and_refuses_as_the_manifest_says() {
 }
 
 #[test]
-fn unfused_opset13_models_are_wrong_so_refusing_them_is_right() {
-    // pnnx's ONNX opset >= 13 chain reduces nothing (empty axes): the model
-    // itself does not compute an L2Norm, and fusing it would change what it
-    // computes. This checks that the unfused model is indeed far from PyTorch
-    // (ncnn 1.0.20261020 gives wrong numbers, 1.0.20260526 NaN).
-    for fx in fixtures()
-        .into_iter()
-        .filter(|f| f.name.ends_with("conv_onnx13"))
-    {
+fn unfused_opset13_and_dynamo_models_are_wrong() {
+    // pnnx's ONNX opset >= 13 and dynamo chains reduce nothing (empty axes):
+    // the converted model itself does not compute an L2Norm (x/|x|: ±1, and
+    // NaN where x is 0, which the fixtures' relu gives). This checks that the
+    // unfused models are indeed far from PyTorch, so that matching PyTorch
+    // after fusing (fuses_what_pnnx_and_onnx2ncnn_write) is the repair, not
+    // a copy (ncnn 1.0.20261020 gives wrong numbers, 1.0.20260526 NaN).
+    let mut checked = 0;
+    for fx in fixtures().into_iter().filter(|f| f.unfused_wrong) {
         let (pf, b) = load(&fx);
         let (threads, packing) = net_options()[0];
         // ncnn 1.0.20250503's Reduction gives an empty blob for the empty axes
@@ -383,7 +447,166 @@ fn unfused_opset13_models_are_wrong_so_refusing_them_is_right() {
             "{}: unfused differs from PyTorch by only {worst}",
             fx.name
         );
+        checked += 1;
     }
+    println!("{checked} unfused models checked wrong");
+}
+
+/// Runs the CLI with extra arguments; (exit code, stdout, stderr).
+fn cli_with(args: &[&Path], extra: &[&str]) -> (i32, String, String) {
+    let mut cmd = common::cpp::target_command(env!("CARGO_BIN_EXE_ncnn-l2norm"));
+    cmd.arg("fuse").args(args).args(extra);
+    let o = cmd.output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+/// The `ncnn-l2norm fuse ...` command a refusal suggests, as arguments after `fuse`.
+fn suggested(stderr: &str) -> Vec<String> {
+    let at = stderr
+        .find("ncnn-l2norm fuse ")
+        .unwrap_or_else(|| panic!("no command in {stderr}"));
+    let line = stderr[at..].lines().next().unwrap();
+    line.split_whitespace().skip(2).map(String::from).collect()
+}
+
+fn run_suggested(args: &[String]) -> (i32, String, String) {
+    let o = common::cpp::target_command(env!("CARGO_BIN_EXE_ncnn-l2norm"))
+        .arg("fuse")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn without_the_pnnx_param_lost_axes_are_refused_with_the_command_that_works() {
+    // The opset 13 and dynamo models away from their .pnnx.param: refused,
+    // nothing written, and the printed command, with DIR the folder where the
+    // .pnnx.param is, fuses them exactly as with the file beside.
+    let d = temp_dir("nopnnx");
+    for fx in fixtures()
+        .into_iter()
+        .filter(|f| f.pnnx.is_some() && f.name.contains("_conv_"))
+    {
+        let (ip, ib) = (
+            d.join(format!("{}.ncnn.param", fx.name)),
+            d.join(format!("{}.ncnn.bin", fx.name)),
+        );
+        std::fs::copy(&fx.param, &ip).unwrap();
+        std::fs::copy(&fx.bin, &ib).unwrap();
+        let (op, ob) = (d.join("out.param"), d.join("out.bin"));
+        let (code, _, stderr) = cli_with(&[&ip, &ib, &op, &ob], &[]);
+        assert_eq!(code, 1, "{}: {stderr}", fx.name);
+        assert!(
+            stderr.contains("sums over no axis")
+                && stderr.contains("x/|x|")
+                && stderr.contains(&format!(
+                    "it is not at {}",
+                    d.join(format!("{}.pnnx.param", fx.name)).display()
+                ))
+                && stderr.contains("opset_version=11")
+                && stderr.contains("nothing written"),
+            "{}: {stderr}",
+            fx.name
+        );
+        assert!(!op.exists() && !ob.exists());
+        let args: Vec<String> = suggested(&stderr)
+            .into_iter()
+            .map(|a| a.replace("DIR/", &format!("{}/", dir().display())))
+            .collect();
+        assert_eq!(args.len(), 6, "{args:?}");
+        let (code, stdout, stderr) = run_suggested(&args);
+        assert_eq!(code, 0, "{}: {stderr}", fx.name);
+        assert!(stdout.contains("no axes in the .param"), "{stdout}");
+        let (pf, b) = load(&fx);
+        let (want, want_bin, _) = fuse(&pf, &b, &opts(false), &files(&fx)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&op).unwrap(),
+            want.to_text(),
+            "{}",
+            fx.name
+        );
+        assert_eq!(std::fs::read(&ob).unwrap(), want_bin, "{}", fx.name);
+        std::fs::remove_file(&op).unwrap();
+        std::fs::remove_file(&ob).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_pnnx_param_that_does_not_say_channels_is_refused() {
+    let fx = |name: &str| fixtures().into_iter().find(|f| f.name == name).unwrap();
+    let mmdet = fx("mmdet_conv_dynamo");
+    let (pf, b) = load(&mmdet);
+    let with = |pnnx_text: &str| {
+        let d = temp_dir(&format!("badpnnx{}", pnnx_text.len()));
+        let p = d.join("other.pnnx.param");
+        std::fs::write(&p, pnnx_text).unwrap();
+        let f = Files::read(
+            &mmdet.param,
+            &mmdet.bin,
+            Path::new("o.param"),
+            Path::new("o.bin"),
+            Some(&p),
+        )
+        .unwrap();
+        let e = fuse(&pf, &b, &opts(false), &f).unwrap_err().to_string();
+        let _ = std::fs::remove_dir_all(&d);
+        e
+    };
+    let own = std::fs::read_to_string(mmdet.pnnx.as_ref().unwrap()).unwrap();
+    assert!(own.contains("dim=1 keepdim=True"), "{own}");
+    // Another model's: two sums, or one over 40 channels.
+    let e = with(&std::fs::read_to_string(fx("ssdlike_dynamo").pnnx.unwrap()).unwrap());
+    assert!(
+        e.contains("has 2 torch.sum with an integer dim, this model 1")
+            && e.contains("not the .pnnx.param of this model"),
+        "{e}"
+    );
+    let e = with(&std::fs::read_to_string(fx("ssd_conv_dynamo").pnnx.unwrap()).unwrap());
+    assert!(e.contains("(40 channels), but blob 1 has 48"), "{e}");
+    // Another axis, or the dim not kept.
+    let e = with(&own.replace("dim=1 keepdim=True", "dim=2 keepdim=True"));
+    assert!(e.contains("sums dim 2, not the channel dim 1"), "{e}");
+    let e = with(&own.replace("dim=1 keepdim=True", "dim=1 keepdim=False"));
+    assert!(e.contains("does not keep the summed dim"), "{e}");
+    // Not a pnnx param at all.
+    let e = with("hello\n");
+    assert!(e.contains("cannot be read: not a pnnx .param"), "{e}");
+    // --pnnx-param naming a file that is not there.
+    let e = Files::read(
+        &mmdet.param,
+        &mmdet.bin,
+        Path::new("o"),
+        Path::new("o"),
+        Some(Path::new("/nonexistent/x.pnnx.param")),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/x.pnnx.param"), "{e}");
+}
+
+#[test]
+fn a_reduction_over_no_axis_outside_an_l2norm_is_refused() {
+    // A no-axes mean after a conv (what pnnx makes of torch.mean(x, dim=1) from
+    // ONNX opset >= 13), next to an L2Norm that would fuse: the output would
+    // still be wrong, so nothing is written.
+    let (param, b) = mmdet_conv();
+    let mut lines: Vec<String> = param.lines().map(String::from).collect();
+    let counts: Vec<usize> = (lines[1].split_whitespace())
+        .map(|c| c.parse().unwrap())
+        .collect();
+    lines[1] = format!("{} {}", counts[0] + 1, counts[1] + 1);
+    lines.push("Reduction mean_x 1 1 out0 mean_out 0=3 1=0 -23303=0 4=1 5=1".into());
+    let edited = lines.join("\n") + "\n";
+    assert_refused(&edited, &b, "Reduction mean_x reduces over no axis");
 }
 
 /// The mmdetection conv fixture (TorchScript), as (param text, bin).
@@ -438,7 +661,8 @@ fn refuses_bin_one_float_short_or_long() {
         fuse(
             &ParamFile::parse(&param).unwrap(),
             &long,
-            FuseOptions::default()
+            &FuseOptions::default(),
+            &Files::none()
         ),
         Err(ModelError::Bin(_))
     ));
@@ -502,7 +726,8 @@ fn refuses_ambiguous_scales() {
     let (out, out_bin, report) = fuse(
         &ParamFile::parse(&param).unwrap(),
         &b,
-        FuseOptions::default(),
+        &FuseOptions::default(),
+        &Files::none(),
     )
     .unwrap();
     assert_eq!(report.fused.len(), 1);
@@ -525,7 +750,7 @@ fn refuses_ambiguous_scales() {
 fn normalize_with_shared_scale_needs_the_channel_count() {
     let param = "7767517\n2 2\nInput in0 0 1 in0\nNormalize n 1 1 in0 out 0=0 1=1 2=1.000000e-6 3=1 4=1 9=1\n";
     let pf = ParamFile::parse(param).unwrap();
-    let e = fuse(&pf, &1f32.to_le_bytes(), FuseOptions { normalize: true })
+    let e = fuse(&pf, &1f32.to_le_bytes(), &opts(true), &Files::none())
         .unwrap_err()
         .to_string();
     assert!(
@@ -533,18 +758,103 @@ fn normalize_with_shared_scale_needs_the_channel_count() {
         "{e}"
     );
     // Without --normalize the Normalize is not touched: nothing to do.
-    let e = fuse(&pf, &1f32.to_le_bytes(), FuseOptions::default())
+    let e = fuse(&pf, &1f32.to_le_bytes(), &opts(false), &Files::none())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("no L2Norm chain"), "{e}");
+    assert!(
+        e.contains("no L2Norm chain")
+            && e.contains("1 ncnn Normalize layer(s) in channel mode (n) can become L2Norm")
+            && e.contains("ncnn-l2norm fuse IN.param IN.bin OUT.param OUT.bin --normalize"),
+        "{e}"
+    );
     // With an Input that states its channels, it converts (eps text copied).
     let param = param.replace("Input in0 0 1 in0", "Input in0 0 1 in0 0=5 1=5 2=7");
     let (out, out_bin, _) = fuse(
         &ParamFile::parse(&param).unwrap(),
         &1f32.to_le_bytes(),
-        FuseOptions { normalize: true },
+        &opts(true),
+        &Files::none(),
     )
     .unwrap();
     assert!(out.to_text().contains("L2Norm                   l2norm_n                 1 1 in0 out 0=7 1=1.000000e-6 2=2 3=1\n"), "{}", out.to_text());
     assert_eq!(out_bin, 1f32.to_le_bytes());
+}
+
+/// conv (4 channels) -> Normalize (`shared`: 1=1 3=1, else 1=0 3=4) -> mul by
+/// MemoryData `md` (`0=1 1=1 2=4` per channel, or `0=2 1=1 2=4` with values
+/// varying in a channel); (param text, bin).
+fn normalize_then_scale(shared: bool, md: &str, md_values: &[f32]) -> (String, Vec<u8>) {
+    let scale = if shared { "1=1 3=1" } else { "1=0 3=4" };
+    let param = format!(
+        "7767517\n5 5\nInput in0 0 1 in0\nConvolution conv 1 1 in0 x 0=4 1=1 5=0 6=12\n\
+Normalize n 1 1 x y 0=0 {scale} 2=1.000000e-12 4=1 9=1\nMemoryData w 0 1 w {md}\n\
+BinaryOp mul 2 1 w y out 0=2\n"
+    );
+    let mut b = vec![0u8; 4]; // conv flag
+    b.extend((0..12).flat_map(|i| (i as f32 * 0.1).to_le_bytes()));
+    let normalize_scale: Vec<f32> = if shared {
+        vec![1.0]
+    } else {
+        vec![1.0, 2.0, 3.0, 4.0]
+    };
+    b.extend(normalize_scale.iter().flat_map(|v| v.to_le_bytes()));
+    b.extend(md_values.iter().flat_map(|v| v.to_le_bytes()));
+    (param, b)
+}
+
+fn l2norm_weights(out: &ParamFile, out_bin: &[u8]) -> Vec<f32> {
+    let lay = bin::layout(out, out_bin).unwrap();
+    let i = out.layers.iter().position(|l| l.ty == "L2Norm").unwrap();
+    bin::decode_f32(out_bin, &lay[i].chunks[0]).unwrap()
+}
+
+#[test]
+fn normalize_folds_the_per_channel_multiply_after_it() {
+    // torchvision's form: shared Normalize scale 1, then * per-channel weight.
+    let (param, b) = normalize_then_scale(true, "0=1 1=1 2=4", &[20.0, 21.0, 22.0, 23.0]);
+    let pf = ParamFile::parse(&param).unwrap();
+    let (out, out_bin, report) = fuse(&pf, &b, &opts(true), &Files::none()).unwrap();
+    assert_eq!(out.layers.len(), 3, "{}", out.to_text());
+    let l = out.layers.iter().find(|l| l.ty == "L2Norm").unwrap();
+    assert_eq!((l.bottoms[0].as_str(), l.tops[0].as_str()), ("x", "out"));
+    assert_eq!(
+        l.params
+            .iter()
+            .map(|p| p.text().to_string())
+            .collect::<Vec<_>>(),
+        ["0=4", "1=1.000000e-12", "2=2", "3=0"]
+    );
+    assert_eq!(l2norm_weights(&out, &out_bin), [20.0, 21.0, 22.0, 23.0]);
+    assert_eq!(report.fused[0].replaced, ["n", "w", "mul"]);
+    // A per-channel Normalize scale multiplies with it.
+    let (param, b) = normalize_then_scale(false, "0=1 1=1 2=4", &[20.0, 21.0, 22.0, 23.0]);
+    let (out, out_bin, _) = fuse(
+        &ParamFile::parse(&param).unwrap(),
+        &b,
+        &opts(true),
+        &Files::none(),
+    )
+    .unwrap();
+    assert_eq!(l2norm_weights(&out, &out_bin), [20.0, 42.0, 66.0, 92.0]);
+    // A MemoryData that varies within a channel is no per-channel scale: the
+    // multiply stays, and the report says why.
+    let varying: Vec<f32> = (0..8).map(|i| i as f32).collect();
+    let (param, b) = normalize_then_scale(true, "0=2 1=1 2=4", &varying);
+    let (out, out_bin, report) = fuse(
+        &ParamFile::parse(&param).unwrap(),
+        &b,
+        &opts(true),
+        &Files::none(),
+    )
+    .unwrap();
+    assert!(
+        out.layers.iter().any(|l| l.name == "mul"),
+        "{}",
+        out.to_text()
+    );
+    assert_eq!(l2norm_weights(&out, &out_bin), [1.0]);
+    assert!(
+        report.to_string().contains("Normalize n: the multiply after it stays a separate layer: MemoryData w varies within a channel"),
+        "{report}"
+    );
 }

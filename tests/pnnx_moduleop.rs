@@ -347,3 +347,101 @@ fn unregistered_type_fails_load_param() {
         );
     }
 }
+
+/// Runs `ncnn-l2norm fuse` with `args`; (exit code, stdout, stderr).
+fn fuse_cli(args: &[String]) -> (i32, String, String) {
+    let o = common::cpp::target_command(env!("CARGO_BIN_EXE_ncnn-l2norm"))
+        .arg("fuse")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn fuse_recognises_moduleop_layers_and_renames_them_for_the_default_registration() {
+    // `ncnn-l2norm fuse` on a moduleop model: nothing to fuse, so it writes
+    // nothing, but says what the layer is, how it loads as it is, and the
+    // command that renames it. That command writes a plain `L2Norm` with eps
+    // written out and the weight bytes unchanged, which loads with the layer
+    // registered as "L2Norm" (register_l2norm(net)'s default) and matches
+    // PyTorch within the same tolerance as the moduleop model.
+    let d = std::env::temp_dir().join(format!("ncnn-l2norm-moduleop-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    for fx in fixtures() {
+        let out = |ext: &str| d.join(format!("{}.{ext}", fx.name)).display().to_string();
+        let args = [
+            fx.param.display().to_string(),
+            fx.bin.display().to_string(),
+            out("param"),
+            out("bin"),
+        ];
+        let (code, _, stderr) = fuse_cli(&args);
+        assert_eq!(code, 1, "{}: {stderr}", fx.name);
+        let ty = &fx.type_name;
+        assert!(
+            stderr.contains(&format!("({ty}, weight shape ["))
+                && stderr.contains("is a pnnx moduleop L2Norm, already one layer")
+                && stderr.contains(&format!("register_l2norm(net, \"{ty}\")"))
+                && stderr.contains("nothing written"),
+            "{}: {stderr}",
+            fx.name
+        );
+        assert!(!PathBuf::from(out("param")).exists());
+        // The command it prints.
+        let line = stderr[stderr.find("ncnn-l2norm fuse ").unwrap()..]
+            .lines()
+            .next()
+            .unwrap();
+        let suggested: Vec<String> = line.split_whitespace().skip(2).map(String::from).collect();
+        assert_eq!(suggested[..4], args, "{line}");
+        assert_eq!(suggested[4..], ["--moduleop"], "{line}");
+        let (code, stdout, stderr) = fuse_cli(&suggested);
+        assert_eq!(code, 0, "{}: {stderr}", fx.name);
+        assert!(stdout.contains("renamed to L2Norm"), "{stdout}");
+
+        let param = std::fs::read_to_string(out("param")).unwrap();
+        let (_, norm_out, params) = layer_line(&param, "L2Norm");
+        let c = l2norm_channels(&fx, &norm_out);
+        assert_eq!(
+            params,
+            [
+                format!("0={c}"),
+                "1=1e-10".into(),
+                "2=0".into(),
+                "3=0".into()
+            ],
+            "{}",
+            fx.name
+        );
+        assert!(!param.contains(ty.as_str()), "{param}");
+        assert_eq!(
+            std::fs::read(out("bin")).unwrap(),
+            std::fs::read(&fx.bin).unwrap(),
+            "{}: weight bytes",
+            fx.name
+        );
+        let names: Vec<&str> = fx.outputs.iter().map(|b| b.name.as_str()).collect();
+        for (threads, packing) in net_options() {
+            let net = Net::new("L2Norm", threads, packing);
+            net.load_files(&PathBuf::from(out("param")), &PathBuf::from(out("bin")))
+                .unwrap_or_else(|e| panic!("{}: {e:?}", fx.name));
+            let got = net.run(&fx.input.name, &fx.input.tensor, &names).unwrap();
+            for (g, e) in got.iter().zip(&fx.outputs) {
+                compare(
+                    g,
+                    e,
+                    &format!(
+                        "{} renamed, blob {} t{threads} pack{packing}",
+                        fx.name, e.name
+                    ),
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -1,11 +1,13 @@
 //! `ncnn-l2norm`: the project's command-line tool. It is not part of the layer.
 //!
-//! `ncnn-l2norm fuse in.param in.bin out.param out.bin [--normalize]`
+//! `ncnn-l2norm fuse in.param in.bin out.param out.bin [--normalize] [--moduleop] [--pnnx-param P]`
 //!
 //! Replaces the L2Norm subgraphs that pnnx and onnx2ncnn emit (square, sum
-//! over channels, sqrt, + eps, divide, scale) by one `L2Norm` layer, and with
-//! `--normalize` also ncnn `Normalize` layers in channel mode. Prints what it
-//! fused; on any problem prints why, writes nothing and exits non-zero.
+//! over channels, sqrt, + eps, divide, scale) by one `L2Norm` layer, with
+//! `--normalize` also ncnn `Normalize` layers in channel mode (and the
+//! multiply after one), and with `--moduleop` renames pnnx moduleop L2Norm
+//! layers to `L2Norm`. Prints what it fused; on any problem prints why,
+//! writes nothing and exits non-zero.
 //!
 //! `ncnn-l2norm install --prefix DIR [--staticlib PATH]`
 //!
@@ -43,7 +45,7 @@ use std::process::ExitCode;
 use model::fuse::{fuse_files, FuseOptions};
 use package::{install, NcnnFlags};
 
-const USAGE: &str = "usage: ncnn-l2norm fuse IN.param IN.bin OUT.param OUT.bin [--normalize]
+const USAGE: &str = "usage: ncnn-l2norm fuse IN.param IN.bin OUT.param OUT.bin [--normalize] [--moduleop] [--pnnx-param P]
        ncnn-l2norm install --prefix DIR [--staticlib PATH]
 
 fuse:
@@ -51,9 +53,20 @@ fuse:
 Replaces each decomposed L2Norm (Split / square / Reduction sum / sqrt / + eps /
 div / mul by a MemoryData weight, as pnnx and onnx2ncnn write SSD's L2Norm) by one
 L2Norm layer with the same eps, eps mode and weights. Other layers and their
-weights are copied unchanged.
+weights are copied unchanged. A chain without eps (torch's dynamo export drops it)
+gets 1e-10 added to the norm, and the tool says so.
 
-  --normalize   also turn ncnn Normalize layers in channel mode (0=0 4=1) into L2Norm
+A sum pnnx wrote with no axes (ONNX opset >= 13 and dynamo exports) is repaired
+from pnnx's IN.pnnx.param (NAME.pnnx.param beside NAME.ncnn.param, as pnnx
+writes it) when that file says it is the channel sum; otherwise it is refused.
+
+  --normalize       also turn ncnn Normalize layers in channel mode (0=0 4=1) into
+                    L2Norm, folding a multiply by a per-channel constant after one
+                    (torchvision's SSD300) into its weights
+  --moduleop        rename pnnx moduleop L2Norm layers (type <module path>.L2Norm,
+                    weight shape -23310) to L2Norm with eps 1e-10 written, so that
+                    register_l2norm(net) loads them
+  --pnnx-param P    pnnx's .pnnx.param for this model, when not beside IN.param
 
 Exit status: 0 when at least one layer was fused, 1 on any error (nothing is written),
 2 on bad usage.
@@ -72,9 +85,18 @@ fn main() -> ExitCode {
     }
     let mut opts = FuseOptions::default();
     let mut files = Vec::new();
-    for a in &args {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--normalize" => opts.normalize = true,
+            "--moduleop" => opts.moduleop = true,
+            "--pnnx-param" => match it.next() {
+                Some(p) => opts.pnnx_param = Some(PathBuf::from(p)),
+                None => {
+                    eprintln!("ncnn-l2norm: --pnnx-param needs a path\n\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;

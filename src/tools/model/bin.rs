@@ -19,6 +19,7 @@
 use ncnn_l2norm::kernel::element::f16_to_f32;
 use ncnn_l2norm::L2NormParams;
 
+use super::moduleop;
 use super::param::{Layer, ParamFile};
 use super::ModelError;
 
@@ -305,6 +306,11 @@ fn loads(l: &Layer) -> Result<Vec<Load>, String> {
             )
             .map_err(|e| format!("L2Norm {}: {e}", l.name))?;
             out.push(Load::Raw(p.weight_count()));
+        }
+        // pnnx moduleop L2Norm: our layer under the class path reads param 10's weight, raw fp32.
+        t if moduleop::is_l2norm_class(t) => {
+            let m = moduleop::read(l)?;
+            out.push(Load::Raw(m.channels));
         }
         t if UNSUPPORTED.contains(&t) => {
             return Err(format!("layer {} is a {t}: this tool does not know where its weights are in the .bin", l.name))

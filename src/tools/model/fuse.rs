@@ -38,6 +38,22 @@
 //! chain with a scale both before and after the division is ambiguous (which
 //! one is the L2Norm weight?) and refused.
 //!
+//! What the exporters lose, and how it is put back:
+//!
+//! * axes: from ONNX opset >= 13 and torch's dynamo exporter pnnx writes the
+//!   channel sum as `Reduction ... 1=0 -23303=0` (no axes; the model then
+//!   computes x/|x|). The axis comes back only from pnnx's `.pnnx.param`
+//!   (see [`lost_axis`]); without it the run is refused with the command
+//!   that works, and so is a no-axes Reduction outside any L2Norm.
+//! * eps: the dynamo export drops `+ eps`; a chain without eps gets
+//!   [`DEFAULT_EPS`] added to the norm, and a note says so.
+//!
+//! Besides chains: with `--normalize`, ncnn `Normalize` layers in channel
+//! mode become `L2Norm`, a multiply by a per-channel constant (or a scalar)
+//! after one folded into its weights (torchvision's SSD300); without it, the
+//! report names them and the command. pnnx moduleop L2Norm layers are named
+//! with how they load, and renamed to `L2Norm` with `--moduleop`.
+//!
 //! The rewrite removes the chain's layers (and the `Split` outputs it used; a
 //! `Split` left with one output is removed), puts the `L2Norm` where the
 //! chain's last layer was, writing the chain's output blob, and rebuilds the
@@ -46,19 +62,118 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use ncnn_l2norm::{EpsMode, L2NormParams};
+use ncnn_l2norm::{EpsMode, L2NormParams, DEFAULT_EPS};
 
 use super::bin::{self, LayerBytes};
+use super::moduleop;
 use super::param::{Layer, Param, ParamFile};
+use super::pnnx::{self, PnnxParam};
 use super::ModelError;
 
 /// What to do besides fusing decomposed chains.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FuseOptions {
-    /// Also turn ncnn `Normalize` layers in channel mode into `L2Norm`.
+    /// `--normalize`: also turn ncnn `Normalize` layers in channel mode into
+    /// `L2Norm`, folding a per-channel multiply right after one into its weights.
     pub normalize: bool,
+    /// `--moduleop`: rename pnnx moduleop L2Norm layers (type
+    /// `<module path>.L2Norm`) to `L2Norm`, writing eps explicitly.
+    pub moduleop: bool,
+    /// `--pnnx-param PATH`: pnnx's `.pnnx.param` for this model; by default
+    /// the one pnnx writes beside it (see [`pnnx::beside`]).
+    pub pnnx_param: Option<PathBuf>,
+}
+
+/// What `fuse` knows of the files it works on: their names, for the
+/// commands its messages suggest, and pnnx's `.pnnx.param` for the model,
+/// read only to recover the reduction axes pnnx's last step lost.
+#[derive(Debug, Clone)]
+pub struct Files {
+    /// IN.param, IN.bin, OUT.param, OUT.bin as given.
+    pub args: [String; 4],
+    /// Where pnnx's `.pnnx.param` is (given) or would be (beside IN.param).
+    pub pnnx_path: PathBuf,
+    /// The parsed file; `None` when there is no file there.
+    pub pnnx: Option<Result<PnnxParam, String>>,
+}
+
+impl Files {
+    /// For a model given as text (no files): placeholders in messages, no
+    /// `.pnnx.param`. (The tool always has files; tests/fuse.rs uses this.)
+    #[allow(dead_code)]
+    pub fn none() -> Files {
+        Files {
+            args: ["IN.param", "IN.bin", "OUT.param", "OUT.bin"].map(String::from),
+            pnnx_path: PathBuf::from("IN.pnnx.param"),
+            pnnx: None,
+        }
+    }
+
+    /// Names the four files and reads the `.pnnx.param` given with
+    /// `--pnnx-param` (which must exist) or lying beside `in_param`.
+    pub fn read(
+        in_param: &Path,
+        in_bin: &Path,
+        out_param: &Path,
+        out_bin: &Path,
+        pnnx_param: Option<&Path>,
+    ) -> Result<Files, ModelError> {
+        let pnnx_path = pnnx_param.map_or_else(|| pnnx::beside(in_param), Path::to_path_buf);
+        let pnnx = match std::fs::read(&pnnx_path) {
+            Ok(bytes) => Some(
+                String::from_utf8(bytes)
+                    .map_err(|_| "not UTF-8 text".to_string())
+                    .and_then(|t| PnnxParam::parse(&t)),
+            ),
+            Err(e) if pnnx_param.is_some() => {
+                return Err(ModelError::Io {
+                    path: pnnx_path.display().to_string(),
+                    msg: e.to_string(),
+                })
+            }
+            Err(_) => None,
+        };
+        Ok(Files {
+            args: [in_param, in_bin, out_param, out_bin].map(|p| p.display().to_string()),
+            pnnx_path,
+            pnnx,
+        })
+    }
+
+    /// The `ncnn-l2norm fuse` command for these files with `opts`, plus `extra`.
+    pub fn command(&self, opts: &FuseOptions, extra: &[&str]) -> String {
+        let mut words: Vec<String> = vec!["ncnn-l2norm".into(), "fuse".into()];
+        words.extend(self.args.iter().map(|a| shell_word(a)));
+        let pnnx = format!(
+            "--pnnx-param {}",
+            shell_word(&self.pnnx_path.display().to_string())
+        );
+        for (on, flag) in [
+            (opts.normalize, "--normalize".to_string()),
+            (opts.moduleop, "--moduleop".to_string()),
+            (opts.pnnx_param.is_some(), pnnx),
+        ] {
+            if on && !extra.contains(&flag.as_str()) {
+                words.push(flag);
+            }
+        }
+        words.extend(extra.iter().map(|s| s.to_string()));
+        words.join(" ")
+    }
+}
+
+/// `s` as one shell word: as it is when it has only safe characters, else single-quoted.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// One `L2Norm` the fuser wrote.
@@ -72,7 +187,7 @@ pub struct Fused {
     pub eps: f32,
     pub eps_mode: EpsMode,
     pub channel_shared: bool,
-    /// `"chain"` or `"Normalize"`.
+    /// `"chain"`, `"Normalize"` or `"moduleop"`.
     pub from: &'static str,
 }
 
@@ -82,6 +197,9 @@ pub struct FuseReport {
     pub fused: Vec<Fused>,
     /// Chains that look like an L2Norm but were left alone, with the reason.
     pub skipped: Vec<String>,
+    /// Things the user should know: a value the tool chose, what else it
+    /// could convert and the command that does it. One line each.
+    pub notes: Vec<String>,
 }
 
 impl fmt::Display for FuseReport {
@@ -105,6 +223,9 @@ impl fmt::Display for FuseReport {
         }
         for s in &self.skipped {
             writeln!(f, "skipped: {s}")?;
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
         }
         write!(f, "{} L2Norm layer(s) written", self.fused.len())
     }
@@ -153,9 +274,11 @@ struct Match {
     split_tops: Vec<String>,
     /// Blob the L2Norm writes (the chain's output).
     output: String,
-    /// Layer holding eps (its param 2 or Clip's 0), if any.
+    /// Layer holding eps (its param 2 or Clip's 0), if any; none: [`DEFAULT_EPS`].
     eps_param: Option<(usize, i32)>,
     eps_mode: EpsMode,
+    /// What the report should say about this match (an axis from .pnnx.param, a missing eps).
+    notes: Vec<String>,
     weights: Vec<f32>,
     channel_shared: bool,
     channels: usize,
@@ -167,6 +290,16 @@ struct Graph<'a> {
     lay: &'a [LayerBytes],
     producer: HashMap<&'a str, usize>,
     consumers: HashMap<&'a str, Vec<usize>>,
+    opts: &'a FuseOptions,
+    files: &'a Files,
+    /// Sum `Reduction`s with no axes (pnnx lost them), in file order.
+    lost_sums: Vec<usize>,
+}
+
+/// A `Reduction` that reduces nothing: `reduce_all=0` and no axes, what
+/// pnnx writes when it loses a ReduceSum's axes.
+fn has_no_axes(l: &Layer) -> bool {
+    l.ty == "Reduction" && l.int(1, 1) == Ok(0) && l.int_array(3).is_ok_and(|a| a.is_empty())
 }
 
 impl<'a> Graph<'a> {
@@ -246,6 +379,36 @@ impl<'a> Graph<'a> {
         None
     }
 
+    /// Channel count of `blob` when the graph shows it is a 3-D ncnn blob
+    /// (w, h, c): written by a 2-D convolution, or an `Input` with w, h and
+    /// c, looking through layers that keep the shape.
+    fn channels_3d_of(&self, blob: &str) -> Option<usize> {
+        let mut blob = blob;
+        for _ in 0..64 {
+            let l = self.layer(self.producer_of(blob));
+            let int = |id, d| l.int(id, d).ok().filter(|&v| v > 0).map(|v| v as usize);
+            match l.ty.as_str() {
+                "Convolution"
+                | "ConvolutionDepthWise"
+                | "Deconvolution"
+                | "DeconvolutionDepthWise"
+                | "DeformableConv2D" => return int(0, 0),
+                "Input" if l.int(11, 0) == Ok(0) && int(0, 0).is_some() && int(1, 0).is_some() => {
+                    return int(2, 0)
+                }
+                "Split" | "ReLU" | "Clip" | "Sigmoid" | "TanH" | "Dropout" | "UnaryOp"
+                | "Swish" | "HardSwish" | "HardSigmoid" | "Mish" | "ELU" | "SELU" | "GELU"
+                | "Noop" | "AbsVal" | "PReLU" | "BNLL" | "Pooling" | "Softplus" | "Normalize"
+                | "BatchNorm" | "Scale" | "Bias" | "InstanceNorm" | "L2Norm" => {}
+                "BinaryOp" if l.int(1, 0) == Ok(1) => {}
+                "Padding" if l.int(7, 0) == Ok(0) && l.int(8, 0) == Ok(0) => {}
+                _ => return None,
+            }
+            blob = l.bottoms.first()?;
+        }
+        None
+    }
+
     fn is_binary(&self, i: usize, op: i32, scalar: bool) -> bool {
         let l = self.layer(i);
         l.ty == "BinaryOp"
@@ -297,6 +460,33 @@ fn scale_after(g: &Graph, blob: &str) -> Result<Option<(Scale, String)>, String>
         }
     }
     Ok(None)
+}
+
+/// Layers to fold into the `L2Norm` that replaces layer `i` (a `Normalize`):
+/// a multiply of its output, its one reader, by a scalar or by a constant
+/// `MemoryData` that is per channel. Returns the layers, the scale values,
+/// whether the scale is one shared value, and the multiply's output blob;
+/// `Ok(None)` when no such multiply follows, `Err` when one does that cannot
+/// be folded (the reason).
+#[allow(clippy::type_complexity)]
+fn fold_scale_after(
+    g: &Graph,
+    i: usize,
+    removed: &HashSet<usize>,
+) -> Result<Option<(Vec<usize>, Vec<f32>, bool, String)>, String> {
+    let found = match scale_after(g, &g.layer(i).tops[0])? {
+        None => return Ok(None),
+        Some((Scale::Scalar(m, s), out)) => (vec![m], vec![s], true, out),
+        Some((Scale::Tensor(m, md), out)) => {
+            g.sole_consumer(&g.layer(md).tops[0])?;
+            let (w, shared) = weight_of(g, md)?;
+            (vec![m, md], w, shared, out)
+        }
+    };
+    if found.0.iter().any(|l| removed.contains(l)) {
+        return Ok(None);
+    }
+    Ok(Some(found))
 }
 
 /// Per-channel weights of a `MemoryData` scale (decoded from the .bin), or an
@@ -472,19 +662,21 @@ fn look(g: &Graph, r: usize) -> Result<Look, String> {
     }
     // The chain has an L2Norm's shape: check the axis it normalises.
     let axes = red.int_array(3)?;
-    if red.int(1, 1)? != 0 || axes != [0] {
+    let mut axis_from_pnnx = None;
+    if op == 0 && has_no_axes(red) {
+        axis_from_pnnx = Some(lost_axis(g, r, &x)?);
+    } else if red.int(1, 1)? != 0 || axes != [0] {
         let why = if red.int(1, 1)? != 0 {
             "reduces every axis".to_string()
         } else if axes.is_empty() {
-            "has reduce_all=0 and no axes, so ncnn reduces nothing (pnnx drops ReduceSum's axes input in ONNX opset >= 13 exports: export with opset_version=11, or convert the TorchScript model)".to_string()
+            "has reduce_all=0 and no axes, so ncnn reduces nothing (pnnx drops the axes of ONNX opset >= 13 reductions: export with opset_version=11, or convert the TorchScript model)".to_string()
         } else {
             format!(
                 "reduces axes {axes:?}, not axis 0, the axis L2Norm normalises (pnnx writes axis 1 when it could not find the batch axis, e.g. for an L2Norm traced without a layer before it: the blob is then 4-D with the channels in d)"
             )
         };
         return Ok(Look::Skip(format!("{}: {why}", g.label(r))));
-    }
-    if red.int(5, 0)? != 1 {
+    } else if red.int(5, 0)? != 1 {
         return Ok(Look::Skip(format!(
             "{}: axes written without 5=1 (ncnn refuses this old form)",
             g.label(r)
@@ -560,6 +752,16 @@ fn look(g: &Graph, r: usize) -> Result<Look, String> {
         }
     };
     let eps_param = eps_layer.map(|e| (e, if g.layer(e).ty == "Clip" { 0 } else { 2 }));
+    let mut notes: Vec<String> = axis_from_pnnx.into_iter().collect();
+    let eps_mode = if eps_layer.is_none() {
+        notes.push(format!(
+            "{}: the chain adds no eps (torch's dynamo ONNX export drops the module's `+ eps`): the L2Norm uses {DEFAULT_EPS:e} added to the norm, mmdetection's and ssd.pytorch's, which gives 0 where the chain gives 0/0 = NaN and differs from the chain only where the norm is below about 2e-3",
+            g.label(r)
+        ));
+        EpsMode::Add
+    } else {
+        eps_mode
+    };
     Ok(Look::Found(Match {
         layers: chain,
         split,
@@ -567,10 +769,84 @@ fn look(g: &Graph, r: usize) -> Result<Look, String> {
         output,
         eps_param,
         eps_mode,
+        notes,
         weights,
         channel_shared,
         channels,
     }))
+}
+
+/// The channel count of the sum `Reduction` `r` that pnnx wrote with no
+/// axes, from pnnx's `.pnnx.param`, and the line the report prints; or why
+/// the axis cannot be known for certain (the whole run is refused: the model
+/// as converted does not compute an L2Norm there).
+///
+/// pnnx's ncnn step turns every `torch.sum` whose `dim` it wrote as a bare
+/// integer into a no-axes `Reduction`, in graph order, so the k-th such
+/// Reduction here is the k-th such `torch.sum` there. That sum must be the
+/// channel sum of a batch-1 NCHW tensor with keepdim, over as many channels as
+/// this graph shows blob `x` has as a 3-D ncnn blob (w, h, c), where ncnn's
+/// axis 0 is PyTorch's dim 1.
+fn lost_axis(g: &Graph, r: usize, x: &str) -> Result<String, String> {
+    let k = g
+        .lost_sums
+        .iter()
+        .position(|&i| i == r)
+        .expect("r is a lost sum");
+    let what = format!(
+        "{} sums over no axis (1=0 -23303=0), so this model computes x/|x| there, not an L2Norm: pnnx loses ReduceSum's axes from ONNX opset >= 13 and torch's default (dynamo) exporter",
+        g.label(r)
+    );
+    let path = g.files.pnnx_path.display().to_string();
+    let p = match &g.files.pnnx {
+        None => {
+            let name = g
+                .files
+                .pnnx_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut files = g.files.clone();
+            files.pnnx_path = PathBuf::from("DIR").join(&name);
+            let mut opts = g.opts.clone();
+            opts.pnnx_param = Some(files.pnnx_path.clone());
+            return Err(format!(
+                "{what}.\npnnx wrote the axis in {name}, beside the .ncnn.param it converted (it is not at {path}); give it:\n  {}\nor export the ONNX model with opset 11, whose axes pnnx keeps: torch.onnx.export(model, (x,), \"model.onnx\", dynamo=False, opset_version=11)",
+                files.command(&opts, &[])
+            ));
+        }
+        Some(Err(e)) => {
+            return Err(format!(
+                "{what}.\n{path} should say which axis, but cannot be read: {e}"
+            ))
+        }
+        Some(Ok(p)) => p,
+    };
+    let sums = p.sums_with_integer_dim();
+    if sums.len() != g.lost_sums.len() {
+        return Err(format!(
+            "{what}.\n{path} has {} torch.sum with an integer dim, this model {} sums with no axes: it is not the .pnnx.param of this model (give the right one with --pnnx-param)",
+            sums.len(),
+            g.lost_sums.len()
+        ));
+    }
+    let op = sums[k];
+    let c = pnnx::channel_sum(op).map_err(|e| format!("{what}.\n{path}: {e}"))?;
+    match g.channels_3d_of(x) {
+        Some(n) if n == c => Ok(format!(
+            "{}: no axes in the .param; {path} says {}: the channel axis",
+            g.label(r),
+            pnnx::describe(op)
+        )),
+        Some(n) => Err(format!(
+            "{what}.\n{path} says {} ({c} channels), but blob {x} has {n}: it is not the .pnnx.param of this model (give the right one with --pnnx-param)",
+            pnnx::describe(op)
+        )),
+        None => Err(format!(
+            "{what}.\n{path} says {}, but this graph does not show that blob {x} is a 3-D ncnn blob (w, h, c) with c = dim 1: cannot tell for certain which ncnn axis it sums (pnnx keeps 4-D blobs when it cannot find the batch axis, e.g. an L2Norm converted without a layer before it)",
+            pnnx::describe(op)
+        )),
+    }
 }
 
 /// `Clip` with a lower bound and no upper one: `max(x, min)`.
@@ -588,11 +864,14 @@ enum Out {
 
 /// Fuses `pf` + `bin` and returns the new model and what was done. Errors
 /// (nothing to write) on a `.bin` that does not match the `.param`, on an
-/// ambiguous chain, and when nothing was fused.
+/// ambiguous chain, on a reduction over no axes that cannot be repaired for
+/// certain, and when nothing was fused. `files` names the files for the
+/// commands messages suggest and holds pnnx's `.pnnx.param`, if any.
 pub fn fuse(
     pf: &ParamFile,
     bin: &[u8],
-    opts: FuseOptions,
+    opts: &FuseOptions,
+    files: &Files,
 ) -> Result<(ParamFile, Vec<u8>, FuseReport), ModelError> {
     let lay = bin::layout(pf, bin)?;
     let g = Graph {
@@ -601,6 +880,12 @@ pub fn fuse(
         lay: &lay,
         producer: pf.producers(),
         consumers: pf.consumers(),
+        opts,
+        files,
+        lost_sums: (pf.layers.iter().enumerate())
+            .filter(|(_, l)| has_no_axes(l) && l.int(0, 0) == Ok(0))
+            .map(|(i, _)| i)
+            .collect(),
     };
     let mut report = FuseReport::default();
     let mut matches: Vec<Match> = Vec::new();
@@ -643,6 +928,8 @@ pub fn fuse(
     // Split index -> its tops to drop, and the renames of kept ones.
     let mut split_drop: HashMap<usize, HashSet<String>> = HashMap::new();
     let mut inputs: Vec<(usize, String)> = Vec::new(); // (split, top the L2Norm reads)
+    let mut normalize_seen: Vec<String> = Vec::new(); // convertible Normalize layers left alone
+    let mut moduleop_seen: Vec<(String, String, Vec<i32>)> = Vec::new(); // (name, type, shape)
     for m in &matches {
         let last = *m.layers.iter().max().unwrap();
         let eps_param = match m.eps_param {
@@ -651,7 +938,7 @@ pub fn fuse(
                 Param::float_from(1, src)
                     .unwrap_or_else(|| Param::float(1, src.as_float().unwrap_or(0.0)))
             }
-            None => Param::float(1, 0.0),
+            None => Param::float(1, DEFAULT_EPS),
         };
         let eps = eps_param.as_float().unwrap();
         L2NormParams::from_raw(
@@ -684,6 +971,7 @@ pub fn fuse(
             channel_shared: m.channel_shared,
             from: "chain",
         });
+        report.notes.extend(m.notes.iter().cloned());
         removed.extend(m.layers.iter().copied());
         replace_at.insert(last, (layer, m.weights.clone()));
         split_drop
@@ -693,85 +981,216 @@ pub fn fuse(
         inputs.push((m.split, m.split_tops[0].clone()));
     }
 
-    if opts.normalize {
-        for (i, l) in pf.layers.iter().enumerate() {
-            if l.ty != "Normalize" {
-                continue;
-            }
-            let label = g.label(i);
-            let (across_spatial, across_channel) = (
-                l.int(0, 0).map_err(ModelError::Fuse)?,
-                l.int(4, 1).map_err(ModelError::Fuse)?,
-            );
-            if across_spatial != 0 || across_channel != 1 {
+    for (i, l) in pf.layers.iter().enumerate() {
+        if l.ty != "Normalize" {
+            continue;
+        }
+        let label = g.label(i);
+        let (across_spatial, across_channel) = (
+            l.int(0, 0).map_err(ModelError::Fuse)?,
+            l.int(4, 1).map_err(ModelError::Fuse)?,
+        );
+        if across_spatial != 0 || across_channel != 1 {
+            if opts.normalize {
                 report.skipped.push(format!(
                     "{label}: not in channel mode (0={across_spatial} 4={across_channel})"
                 ));
-                continue;
             }
-            let ncnn_mode = l.int(9, 0).map_err(ModelError::Fuse)?;
-            let mode = match ncnn_mode {
-                0 => EpsMode::Caffe,
-                1 => EpsMode::Max,
-                2 => EpsMode::TensorFlow,
-                other => {
-                    return Err(ModelError::Fuse(format!(
-                        "{label}: unknown eps_mode 9={other}"
-                    )))
-                }
-            };
-            let shared = l.int(1, 0).map_err(ModelError::Fuse)? != 0;
-            let size = l.int(3, 0).map_err(ModelError::Fuse)?;
-            let channels = if shared {
-                g.channels_of(&l.bottoms[0]).ok_or_else(|| {
-                    ModelError::Fuse(format!(
-                        "{label} has a shared scale (1=1): the L2Norm needs the channel count, and the graph does not say how many channels blob {} has",
-                        l.bottoms[0]
-                    ))
-                })?
-            } else {
-                size.max(0) as usize
-            };
-            let expected = if shared { 1 } else { channels };
-            if size as usize != expected {
+            continue;
+        }
+        if !opts.normalize {
+            normalize_seen.push(l.name.clone());
+            continue;
+        }
+        let ncnn_mode = l.int(9, 0).map_err(ModelError::Fuse)?;
+        let mode = match ncnn_mode {
+            0 => EpsMode::Caffe,
+            1 => EpsMode::Max,
+            2 => EpsMode::TensorFlow,
+            other => {
                 return Err(ModelError::Fuse(format!(
-                    "{label}: scale_data_size 3={size}, expected {expected}"
+                    "{label}: unknown eps_mode 9={other}"
+                )))
+            }
+        };
+        let shared = l.int(1, 0).map_err(ModelError::Fuse)? != 0;
+        let size = l.int(3, 0).map_err(ModelError::Fuse)?;
+        // One scale when shared, one per channel (at least one) otherwise.
+        if (shared && size != 1) || size < 1 {
+            return Err(ModelError::Fuse(format!(
+                "{label}: scale_data_size 3={size} with channel_shared 1={}",
+                shared as i32
+            )));
+        }
+        let eps_param = match l.param(2) {
+            Some(p) => Param::float_from(1, p)
+                .unwrap_or_else(|| Param::float(1, p.as_float().unwrap_or(0.0))),
+            None => Param::float(1, 0.0001),
+        };
+        let eps = eps_param.as_float().unwrap();
+        let mut weights = bin::decode_f32(bin, &lay[i].chunks[0])?;
+        let mut replaced = vec![i];
+        let mut tops = l.tops.clone();
+        // A multiply by a constant right after it (torchvision's
+        // `scale_weight.view(1, -1, 1, 1) * F.normalize(x)`) folds into the weights.
+        let mut folded_shared = shared;
+        match fold_scale_after(&g, i, &removed) {
+            Ok(None) => {}
+            Ok(Some((layers, scale, scale_shared, out))) => {
+                weights = match (shared, scale_shared) {
+                    (_, true) => weights.iter().map(|w| w * scale[0]).collect(),
+                    (true, false) => scale.iter().map(|s| weights[0] * s).collect(),
+                    (false, false) if weights.len() == scale.len() => {
+                        weights.iter().zip(&scale).map(|(w, s)| w * s).collect()
+                    }
+                    (false, false) => {
+                        return Err(ModelError::Fuse(format!(
+                            "{label} has {} channels, the multiply after it {}",
+                            weights.len(),
+                            scale.len()
+                        )))
+                    }
+                };
+                folded_shared = shared && scale_shared;
+                for &m in &layers {
+                    replaced.push(m);
+                    removed.insert(m);
+                }
+                tops = vec![out];
+            }
+            Err(why) => report.notes.push(format!(
+                "{label}: the multiply after it stays a separate layer: {why}"
+            )),
+        }
+        let channels = if folded_shared {
+            g.channels_of(&l.bottoms[0]).ok_or_else(|| {
+                ModelError::Fuse(format!(
+                    "{label} has a shared scale (1=1): the L2Norm needs the channel count, and the graph does not say how many channels blob {} has",
+                    l.bottoms[0]
+                ))
+            })?
+        } else {
+            weights.len()
+        };
+        if let Some(c) = g.channels_of(&l.bottoms[0]) {
+            if c != channels {
+                return Err(ModelError::Fuse(format!(
+                    "{label}: the weights are for {channels} channels, blob {} has {c}",
+                    l.bottoms[0]
                 )));
             }
-            let eps_param = match l.param(2) {
-                Some(p) => Param::float_from(1, p)
-                    .unwrap_or_else(|| Param::float(1, p.as_float().unwrap_or(0.0))),
-                None => Param::float(1, 0.0001),
-            };
-            let eps = eps_param.as_float().unwrap();
-            L2NormParams::from_raw(channels as i64, eps, mode.to_param(), shared as i32, &[])
-                .map_err(|e| ModelError::Fuse(format!("{label}: {e}")))?;
-            let weights = bin::decode_f32(bin, &lay[i].chunks[0])?;
-            let name = fresh_name(&format!("l2norm_{}", l.name));
-            report.fused.push(Fused {
-                name: name.clone(),
-                replaced: vec![l.name.clone()],
-                channels,
-                eps,
-                eps_mode: mode,
-                channel_shared: shared,
-                from: "Normalize",
-            });
-            let layer = Layer {
-                ty: "L2Norm".into(),
-                name,
-                bottoms: l.bottoms.clone(),
-                tops: l.tops.clone(),
-                params: vec![
-                    Param::int(0, channels as i32),
-                    eps_param,
-                    Param::int(2, mode.to_param()),
-                    Param::int(3, shared as i32),
-                ],
-            };
-            removed.insert(i);
-            replace_at.insert(i, (layer, weights));
         }
+        L2NormParams::from_raw(
+            channels as i64,
+            eps,
+            mode.to_param(),
+            folded_shared as i32,
+            &[],
+        )
+        .map_err(|e| ModelError::Fuse(format!("{label}: {e}")))?;
+        let name = fresh_name(&format!("l2norm_{}", l.name));
+        report.fused.push(Fused {
+            name: name.clone(),
+            replaced: {
+                replaced.sort_unstable(); // file order
+                replaced
+                    .iter()
+                    .map(|&r| pf.layers[r].name.clone())
+                    .collect()
+            },
+            channels,
+            eps,
+            eps_mode: mode,
+            channel_shared: folded_shared,
+            from: "Normalize",
+        });
+        let layer = Layer {
+            ty: "L2Norm".into(),
+            name,
+            bottoms: l.bottoms.clone(),
+            tops,
+            params: vec![
+                Param::int(0, channels as i32),
+                eps_param,
+                Param::int(2, mode.to_param()),
+                Param::int(3, folded_shared as i32),
+            ],
+        };
+        removed.insert(i);
+        replace_at.insert(i, (layer, weights));
+    }
+
+    // pnnx moduleop L2Norm layers: already one layer.
+    for (i, l) in pf.layers.iter().enumerate() {
+        if !moduleop::is_l2norm_class(&l.ty) {
+            continue;
+        }
+        let m = moduleop::read(l).map_err(ModelError::Fuse)?;
+        if !opts.moduleop {
+            moduleop_seen.push((l.name.clone(), l.ty.clone(), m.shape.clone()));
+            continue;
+        }
+        let weights = bin::decode_f32(bin, &lay[i].chunks[0])?;
+        let name = fresh_name(&format!("l2norm_{}", l.name));
+        report.fused.push(Fused {
+            name: name.clone(),
+            replaced: vec![l.name.clone()],
+            channels: m.channels,
+            eps: DEFAULT_EPS,
+            eps_mode: EpsMode::Add,
+            channel_shared: false,
+            from: "moduleop",
+        });
+        report.notes.push(format!(
+            "{} ({}) renamed to L2Norm: eps {DEFAULT_EPS:e} added to the norm written explicitly (pnnx does not write the module's eps; {DEFAULT_EPS:e} is mmdetection's and ssd.pytorch's), the weight copied unchanged",
+            l.name, l.ty
+        ));
+        let layer = Layer {
+            ty: "L2Norm".into(),
+            name,
+            bottoms: l.bottoms.clone(),
+            tops: l.tops.clone(),
+            params: vec![
+                Param::int(0, m.channels as i32),
+                Param::float(1, DEFAULT_EPS),
+                Param::int(2, EpsMode::Add.to_param()),
+                Param::int(3, 0),
+            ],
+        };
+        removed.insert(i);
+        replace_at.insert(i, (layer, weights));
+    }
+
+    // A reduction over no axes left in the output would leave it as wrong as the input.
+    for (i, l) in pf.layers.iter().enumerate() {
+        if has_no_axes(l) && !removed.contains(&i) {
+            return Err(ModelError::Fuse(format!(
+                "{} reduces over no axis (1=0 -23303=0): the model as converted is wrong there (pnnx loses the axes of ONNX opset >= 13 and dynamo-exported reductions), and it is not part of an L2Norm this tool could fuse{}. Export with opset 11 (torch.onnx.export(model, (x,), \"model.onnx\", dynamo=False, opset_version=11)) or convert the TorchScript model",
+                g.label(i),
+                report
+                    .skipped
+                    .iter()
+                    .find(|s| s.starts_with(&g.label(i)))
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default()
+            )));
+        }
+    }
+
+    let cmd = |flag: &str| files.command(opts, &[flag]);
+    if !normalize_seen.is_empty() {
+        report.notes.push(format!(
+            "{} ncnn Normalize layer(s) in channel mode ({}) can become L2Norm too, with the multiply after each folded in: {}",
+            normalize_seen.len(),
+            normalize_seen.join(", "),
+            cmd("--normalize")
+        ));
+    }
+    for (name, ty, shape) in &moduleop_seen {
+        report.notes.push(format!(
+            "layer {name} ({ty}, weight shape {shape:?}) is a pnnx moduleop L2Norm, already one layer: it loads as it is with register_l2norm(net, \"{ty}\") (eps {DEFAULT_EPS:e}); to load it with the default register_l2norm(net), rename it: {}",
+            cmd("--moduleop")
+        ));
     }
 
     if report.fused.is_empty() {
@@ -783,6 +1202,10 @@ pub fn fuse(
         for s in &report.skipped {
             msg.push_str("\n  skipped: ");
             msg.push_str(s);
+        }
+        for n in &report.notes {
+            msg.push_str("\n  note: ");
+            msg.push_str(n);
         }
         return Err(ModelError::Fuse(msg));
     }
@@ -878,7 +1301,14 @@ pub fn fuse_files(
     })?;
     let pf = ParamFile::parse(&text)?;
     let bin = read(in_bin)?;
-    let (new_pf, new_bin, report) = fuse(&pf, &bin, opts)?;
+    let files = Files::read(
+        in_param,
+        in_bin,
+        out_param,
+        out_bin,
+        opts.pnnx_param.as_deref(),
+    )?;
+    let (new_pf, new_bin, report) = fuse(&pf, &bin, &opts, &files)?;
     let tp = write_temp(out_param, new_pf.to_text().as_bytes())?;
     let tb = match write_temp(out_bin, &new_bin) {
         Ok(t) => t,

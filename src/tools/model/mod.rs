@@ -13,11 +13,18 @@
 //! * [`fuse`]: finds the chains of small ops that converters (pnnx,
 //!   onnx2ncnn) emit for SSD's L2Norm module and replaces each by one
 //!   `L2Norm` layer; optionally turns ncnn `Normalize` layers in channel mode
-//!   into `L2Norm`. Other layers' weight bytes are copied unchanged.
+//!   into `L2Norm` (folding a per-channel multiply after it into the
+//!   weights); recognises pnnx `moduleop` L2Norm layers and optionally
+//!   renames them to `L2Norm`. Other layers' weight bytes are copied unchanged.
+//! * [`moduleop`]: what pnnx writes for an L2Norm module kept as one layer.
+//! * [`pnnx`]: pnnx's own `.pnnx.param`, read for the reduction axes pnnx's
+//!   ncnn step loses on ONNX opset >= 13 and dynamo exports.
 
 pub mod bin;
 pub mod fuse;
+pub mod moduleop;
 pub mod param;
+pub mod pnnx;
 
 /// Everything that can go wrong reading or rewriting a model. The messages
 /// name the layer (and type) involved: they are what the tool prints.
