@@ -16,6 +16,69 @@ mod cpp;
 #[path = "../src/tools/model/mod.rs"]
 mod model;
 
+use ncnn_l2norm::{CpuInfo, Forward, Isa, L2NormParams, MatView, BF16, F16};
+
+/// The path the kernel takes for a row of the table: `tensor` `CxHxW`.
+fn path_of(tensor: &str, elempack: i32, storage: &str) -> Option<Isa> {
+    let dims: Vec<i32> = tensor
+        .split('x')
+        .map(|d| d.parse().ok())
+        .collect::<Option<_>>()?;
+    let [c, h, w] = dims[..] else { return None };
+    let view = MatView::dims3(w, h, c / elempack, elempack);
+    let params = L2NormParams::new(c as usize).ok()?;
+    let weights = vec![1.0f32; c as usize];
+    let isa = Isa::selected();
+    Some(match storage {
+        "fp16" => Forward::new::<F16>(&view.with_16bit_storage(), &params, &weights)
+            .ok()?
+            .path_on::<F16>(isa),
+        "bf16" => Forward::new::<BF16>(&view.with_16bit_storage(), &params, &weights)
+            .ok()?
+            .path_on::<BF16>(isa),
+        _ => Forward::new::<f32>(&view, &params, &weights)
+            .ok()?
+            .path_on::<f32>(isa),
+    })
+}
+
+/// Adds to the results file what a figure is true of: a first line naming
+/// the CPU and its caches (a `#` comment), and a `path` column, the code
+/// path the kernel took for each row. Prints the rows whose path is not the
+/// selected one.
+fn record_paths(tsv: &std::path::Path) {
+    let text = std::fs::read_to_string(tsv).expect("read the results file");
+    let selected = Isa::selected();
+    let mut out = format!("# {}; selected path {}\n", CpuInfo::get(), selected.name());
+    let mut other = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let path = if i == 0 {
+            "path".to_string()
+        } else {
+            let pack = f.get(1).and_then(|p| p.parse().ok());
+            let path = pack.and_then(|p| path_of(f[0], p, f.get(3).copied().unwrap_or("")));
+            match path {
+                Some(p) => {
+                    if p != selected && !other.contains(&(f[0], f[1], f[3], p)) {
+                        other.push((f[0], f[1], f[3], p));
+                    }
+                    p.name().to_string()
+                }
+                None => "-".to_string(),
+            }
+        };
+        out.push_str(&format!("{line}\t{path}\n"));
+    }
+    for (tensor, pack, storage, path) in &other {
+        println!(
+            "kernel path for {tensor} elempack {pack} {storage}: {}",
+            path.name()
+        );
+    }
+    std::fs::write(tsv, out).expect("write the results file");
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let fused_only = std::env::args().any(|a| a == "--fused-only");
@@ -45,8 +108,10 @@ fn main() {
         );
     }
     if !fused_only {
+        println!("CPU as the kernel reads it: {}\n", CpuInfo::get());
         let status = cmd.arg(&tsv).status().expect("run the benchmark");
         assert!(status.success(), "benchmark failed: {status}");
+        record_paths(&tsv);
         eprintln!("rows written to {}", tsv.display());
     }
 

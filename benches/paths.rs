@@ -51,6 +51,10 @@ fn main() {
     let samples = if quick { 5 } else { 15 };
     let paths = Isa::available();
     println!(
+        "CPU as the kernel reads it: {}",
+        ncnn_l2norm::CpuInfo::get()
+    );
+    println!(
         "Kernel paths on this CPU ({}), medians of {samples} samples, 1 thread; floor: {}.\n",
         paths
             .iter()

@@ -17,7 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 def main():
     tsv, png = sys.argv[1], sys.argv[2]
     title = sys.argv[3] if len(sys.argv) > 3 else ""
-    rows = [r for r in csv.DictReader(open(tsv), delimiter="\t") if r["tensor"] != "net"]
+    lines = [l for l in open(tsv) if not l.startswith("#")]  # the CPU line
+    rows = [r for r in csv.DictReader(lines, delimiter="\t") if r["tensor"] != "net"]
     series = [("ours_ms", "L2Norm (ours)", "#1b7837"), ("normalize_ms", "ncnn Normalize", "#2166ac"),
               ("chain_ms", "pnnx op chain", "#b2182b"), ("floor_ms", "floor: one pass x *= k", "#888888")]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)

@@ -37,6 +37,7 @@ mod params;
 
 pub use c_api::{register_on_c_net, NcnnNet};
 pub use error::L2NormError;
+pub use kernel::cpu::CpuInfo;
 pub use kernel::element::{Element, Storage, BF16, F16};
 pub use kernel::reference::l2norm_reference;
 pub use kernel::{l2norm_inplace, Forward, Isa};

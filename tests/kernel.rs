@@ -661,3 +661,48 @@ fn the_fhm_path_matches_plain_neon_bit_for_bit() {
         }
     }
 }
+
+/// `path_on` names the path `run_on` takes, which the benchmarks record:
+/// on a CPU with AVX-512 and AVX2, AVX2 for unpacked fp32 and fp16 tensors
+/// that stay in L2 (four fifths of the L2 the CPU reports), AVX-512 for
+/// larger, packed or bf16 ones; the portable path for a path the CPU lacks
+/// and for elempacks that do not divide 16.
+#[test]
+fn path_on_names_the_path_run_on_takes() {
+    let available = Isa::available();
+    let weights = vec![1.0f32; 512];
+    let params = L2NormParams::new(512).unwrap();
+    let path = |w: i32, h: i32, pack: i32, storage: Storage, isa: Isa| {
+        let view = MatView::dims3(w, h, 512 / pack, pack);
+        match storage {
+            Storage::F32 => Forward::new::<f32>(&view, &params, &weights)
+                .unwrap()
+                .path_on::<f32>(isa),
+            Storage::F16 => Forward::new::<F16>(&view.with_16bit_storage(), &params, &weights)
+                .unwrap()
+                .path_on::<F16>(isa),
+            Storage::BF16 => Forward::new::<BF16>(&view.with_16bit_storage(), &params, &weights)
+                .unwrap()
+                .path_on::<BF16>(isa),
+        }
+    };
+    let best = *available.last().unwrap();
+    // 512 channels at elempack 1 of 512x38x38 are 2.8 MiB, beyond any L2 here.
+    assert_eq!(path(38, 38, 1, Storage::F32, best), best);
+    assert_eq!(path(38, 38, 8, Storage::F16, best), best);
+    let p = L2NormParams::new(3 * 512).unwrap();
+    let w3 = vec![1.0f32; 3 * 512];
+    let odd = Forward::new::<f32>(&MatView::dims3(2, 2, 512, 3), &p, &w3).unwrap();
+    assert_eq!(odd.path_on::<f32>(best), Isa::Portable);
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert_eq!(path(4, 4, 1, Storage::F32, Isa::Neon), Isa::Portable);
+        if available.contains(&Isa::Avx512) {
+            // 512 channels x 4x4 fp32: 32 KiB, L2-resident everywhere.
+            assert_eq!(path(4, 4, 1, Storage::F32, Isa::Avx512), Isa::Avx2);
+            assert_eq!(path(4, 4, 1, Storage::F16, Isa::Avx512), Isa::Avx2);
+            assert_eq!(path(4, 4, 1, Storage::BF16, Isa::Avx512), Isa::Avx512);
+            assert_eq!(path(4, 4, 16, Storage::F32, Isa::Avx512), Isa::Avx512);
+        }
+    }
+}

@@ -142,10 +142,6 @@ pub(crate) trait Io<E: Element>: Vector {
     }
 }
 
-/// Bytes of one tile across all channel groups: small enough that pass 2
-/// finds it in L2 (and in L1 for packed blobs of a few hundred channels).
-const TILE_BYTES: usize = 256 * 1024;
-
 /// Normalises every position of `t`, register-blocked.
 ///
 /// A tile is `U` (8 or 16) vectors of every channel group's row (U·W elements, a whole
@@ -156,7 +152,7 @@ const TILE_BYTES: usize = 256 * 1024;
 /// `groups · U·W` elements: 32 KiB for 512 fp32 channels at elempack 16 on
 /// AVX-512).
 /// Tiles are as wide as U vectors when the tile across all groups fits in
-/// TILE_BYTES, narrower otherwise and for what is left at the end. The last
+/// `tile_bytes`, narrower otherwise and for what is left at the end. The last
 /// elements (fewer than W) run as one vector that overlaps positions already
 /// done and leaves them as they are, or, for a walk shorter than one vector,
 /// as a partial one ([`last_vector`]); either does a tile's arithmetic, so
@@ -174,10 +170,14 @@ pub(crate) unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
     let lanes = layout.lanes;
     let range = t.positions();
     // Tile width: the most vectors per row (up to U) whose tile, across all
-    // groups, stays within TILE_BYTES; at least one position's worth.
+    // groups, stays within `tile_bytes` (a fifth of L2: pass 2 finds the
+    // tile there, and in L1 for packed blobs of a few hundred channels); at
+    // least one position's worth.
     let column_bytes = layout.groups * V::W * std::mem::size_of::<E>();
     let min_nv = (lanes / V::W).max(1);
-    let max_nv = (TILE_BYTES / column_bytes.max(1)).clamp(1, U).max(min_nv);
+    let max_nv = (super::cpu::tile_bytes() / column_bytes.max(1))
+        .clamp(1, U)
+        .max(min_nv);
     let mut p0 = range.start;
     // Widest tiles first, then narrower ones for what is left.
     macro_rules! tiles_of {

@@ -10,6 +10,8 @@
 //!     target).
 //! * `tiled`: the same one-pass algorithm as simple slice loops, for
 //!   elempacks that do not divide 16 (none of ncnn's).
+//! * [`cpu`]: the CPU's vendor, model and cache sizes, which the tile size
+//!   and a path choice derive from.
 //! * `norm`: sums of squares to factors, with an exact path for sums that
 //!   overflow or underflow f32.
 //! * [`element`]: fp32 / fp16 / bf16 storage.
@@ -19,6 +21,7 @@
 //! once, then runs any position range of it.
 
 mod blocked;
+pub mod cpu;
 pub mod element;
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -161,11 +164,6 @@ const MIN_BYTES_PER_CHUNK: usize = 256 * 1024;
 /// Bytes of one tile across all channels: kept within L2 so pass 2 finds it.
 const TILE_BYTES: usize = 128 * 1024;
 
-/// Tensors below this size stay in L2 between calls on the machines we
-/// measure (1.25 MiB of L2 per core).
-#[cfg(target_arch = "x86_64")]
-const CACHE_RESIDENT_BYTES: usize = 1 << 20;
-
 /// A checked forward call: input shape, parameters and weights agree.
 #[derive(Debug, Clone, Copy)]
 pub struct Forward<'w> {
@@ -233,6 +231,43 @@ impl<'w> Forward<'w> {
         boundary(i)..boundary(i + 1)
     }
 
+    /// Where AVX-512 is asked for, whether AVX2 runs this tensor instead.
+    /// Unpacked rows start wherever `cstep` puts them, so most 64-byte loads
+    /// straddle two cache lines; 32-byte ones do half as often. That won
+    /// while the tensor fits in L2 (measured on an Intel Xeon with the
+    /// threshold at 2 MiB; it is now `cpu::cache_resident_bytes`); larger
+    /// ones stream from L3 or memory and gain more from AVX-512's longer
+    /// runs per row (512x64x64: 40% faster; 1024x19x19, 1.5 MB: 0.91-0.97x
+    /// Normalize against 1.00-1.03x with AVX2, 0.82-0.97x against
+    /// 0.91-1.18x on 2 threads). Not for bf16: AVX2 lacks AVX-512's
+    /// one-instruction narrowing to 16 bits, and rounding to bf16 without it
+    /// costs more than the straddling (1024x19x19 bf16: 0.10-0.16 ms on
+    /// AVX-512 against 0.22-0.30 on AVX2; fp16 has F16C and stays 30% faster
+    /// on AVX2).
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_rather_than_avx512<E: Element>(&self) -> bool {
+        self.layout.lanes == 1
+            && E::STORAGE != element::Storage::BF16
+            && self.tensor_bytes() < cpu::cache_resident_bytes()
+            && x86::Avx2::new().is_some()
+    }
+
+    /// The path [`run_on`](Self::run_on)`(isa, ..)` takes for this tensor:
+    /// `isa`, or AVX2 where AVX-512 is asked for an L2-resident unpacked
+    /// one, or `Portable` where the CPU lacks `isa` or the elempack does
+    /// not divide 16 (then simple tiled loops). The benchmarks record it
+    /// beside every row.
+    pub fn path_on<E: Element>(&self, isa: Isa) -> Isa {
+        if 16 % self.layout.lanes != 0 || !Isa::available().contains(&isa) {
+            return Isa::Portable;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 && self.avx2_rather_than_avx512::<E>() {
+            return Isa::Avx2;
+        }
+        isa
+    }
+
     /// Normalises the positions `t` covers, on the selected instruction set.
     pub fn run<E: Element>(&self, t: &mut TensorMut<'_, E>) {
         self.run_on(Isa::selected(), t)
@@ -248,24 +283,7 @@ impl<'w> Forward<'w> {
         match isa {
             // The x86 paths handle elempacks that divide 16 (all of ncnn's).
             _ if 16 % lanes != 0 => {}
-            // Unpacked rows start wherever `cstep` puts them, so most 64-byte
-            // loads straddle two cache lines; 32-byte ones do half as often.
-            // That won while the tensor fits in L2 (measured when the
-            // threshold was 2 MiB); larger ones stream from L3 or memory
-            // and gain more from AVX-512's longer runs per row (512x64x64:
-            // 40% faster; 1024x19x19, 1.5 MB: 0.91-0.97x Normalize against
-            // 1.00-1.03x with AVX2, 0.82-0.97x against 0.91-1.18x on 2
-            // threads). Not for
-            // bf16: AVX2 lacks AVX-512's one-instruction narrowing to 16
-            // bits, and rounding to bf16 without it costs more than the
-            // straddling (1024x19x19 bf16: 0.10-0.16 ms on AVX-512 against
-            // 0.22-0.30 on AVX2; fp16 has F16C and stays 30% faster on AVX2).
-            Isa::Avx512
-                if lanes == 1
-                    && E::STORAGE != element::Storage::BF16
-                    && self.tensor_bytes() < CACHE_RESIDENT_BYTES
-                    && x86::Avx2::new().is_some() =>
-            {
+            Isa::Avx512 if self.avx2_rather_than_avx512::<E>() => {
                 return self.run_on(Isa::Avx2, t);
             }
             Isa::Avx512 => {

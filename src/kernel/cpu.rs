@@ -1,0 +1,299 @@
+//! What the kernel reads about the CPU it runs on: vendor, family and model,
+//! and the data cache sizes a core sees. Read once per process; the tile
+//! size and the x86 path choice for L2-resident tensors derive from the L2
+//! size (see `tile_bytes` and `cache_resident_bytes`), and the benchmarks
+//! print all of it beside every result.
+//!
+//! x86-64 reads CPUID: the deterministic cache parameters (leaf 4 on Intel,
+//! 0x8000001D on AMD and Hygon), else AMD's legacy leaves 0x80000005/6.
+//! Other targets read Linux's sysfs (`/sys/devices/system/cpu/cpu0/cache`),
+//! which aarch64 kernels fill from the firmware's tables when it has them.
+//! A size nobody reports is `None`, and the choices fall back to the values
+//! they had when they were constants.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// The CPU as the kernel sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuInfo {
+    /// `GenuineIntel`, `AuthenticAMD`, ...; on non-x86 targets the
+    /// architecture.
+    pub vendor: String,
+    /// The marketing name (CPUID's brand string; `/proc/cpuinfo` elsewhere).
+    pub brand: String,
+    /// Display family and model (x86: base plus extended fields; 0 elsewhere).
+    pub family: u32,
+    pub model: u32,
+    /// Bytes of level-1 data, level-2 and level-3 cache; L1 and L2 are a
+    /// core's own on every CPU this crate has met, L3 is shared.
+    pub l1d_bytes: Option<usize>,
+    pub l2_bytes: Option<usize>,
+    pub l3_bytes: Option<usize>,
+    /// Logical processors sharing one L2 (2 with SMT on most x86 cores).
+    pub l2_shared_by: Option<usize>,
+}
+
+impl CpuInfo {
+    /// The running CPU, read once.
+    pub fn get() -> &'static CpuInfo {
+        static INFO: OnceLock<CpuInfo> = OnceLock::new();
+        INFO.get_or_init(read)
+    }
+
+    /// AMD Zen 4 (family 0x19 with AVX-512) executes each 512-bit
+    /// instruction as two 256-bit halves (AMD's Software Optimization
+    /// Guide for family 19h); Intel's AVX-512 cores and Zen 5 have full
+    /// 512-bit units. Recorded for the benchmarks; no choice rests on it
+    /// yet (docs/performance.md).
+    pub fn avx512_in_halves(&self) -> bool {
+        self.vendor == "AuthenticAMD" && self.family == 0x19
+    }
+}
+
+/// Bytes of one tile across all channels in the register-blocked walk:
+/// pass 2 must find it in L2 beside what else the core keeps there. A fifth
+/// of L2: 256 KiB on the 1.25 MiB L2 of the Intel Xeon it was measured on
+/// as a constant (docs/performance.md), 204 KiB on a 1 MiB Zen 4 L2.
+/// Between 64 KiB and 1 MiB whatever a CPU reports; 256 KiB if unknown.
+pub(crate) fn tile_bytes() -> usize {
+    static TILE: OnceLock<usize> = OnceLock::new();
+    *TILE.get_or_init(|| {
+        CpuInfo::get()
+            .l2_bytes
+            .map_or(256 * 1024, |l2| (l2 / 5).clamp(64 * 1024, 1 << 20))
+    })
+}
+
+/// Tensors below this many bytes stay in L2 between calls (x86's choice of
+/// AVX2 over AVX-512 for unpacked rows rests on it, `Forward::run_on`):
+/// four fifths of L2, 1 MiB on the 1.25 MiB L2 it was measured on as a
+/// constant; 1 MiB if unknown.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn cache_resident_bytes() -> usize {
+    CpuInfo::get().l2_bytes.map_or(1 << 20, |l2| l2 / 5 * 4)
+}
+
+/// `1.25 MiB`, `32 KiB`, `-`.
+fn size(bytes: Option<usize>) -> String {
+    match bytes {
+        None => "-".into(),
+        Some(b) if b >= 1 << 20 && b % (1 << 18) == 0 => {
+            format!("{} MiB", b as f64 / f64::from(1 << 20))
+        }
+        Some(b) => format!("{} KiB", b / 1024),
+    }
+}
+
+impl fmt::Display for CpuInfo {
+    /// `AMD EPYC (AuthenticAMD family 0x19 model 0x11); L1d 32 KiB, L2 1
+    /// MiB per core, L3 32 MiB`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}", self.brand, self.vendor)?;
+        if self.family != 0 {
+            write!(f, " family {:#x} model {:#x}", self.family, self.model)?;
+        }
+        write!(
+            f,
+            "); L1d {}, L2 {} per core, L3 {}",
+            size(self.l1d_bytes),
+            size(self.l2_bytes),
+            size(self.l3_bytes)
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn read() -> CpuInfo {
+    use std::arch::x86_64::{__cpuid_count, CpuidResult};
+    // `__cpuid_count` is a safe fn in the newest Rust and an unsafe one in
+    // older releases the crate supports (MSRV 1.89).
+    #[allow(unused_unsafe)]
+    // SAFETY: every x86-64 CPU has CPUID; leaves above the maxima read
+    // below are not asked for.
+    let id = |leaf: u32, sub: u32| -> CpuidResult { unsafe { __cpuid_count(leaf, sub) } };
+    let l0 = id(0, 0);
+    let vendor: Vec<u8> = [l0.ebx, l0.edx, l0.ecx]
+        .iter()
+        .flat_map(|r| r.to_le_bytes())
+        .collect();
+    let vendor = String::from_utf8_lossy(&vendor).into_owned();
+    let max_ext = id(0x8000_0000, 0).eax;
+    let signature = if l0.eax >= 1 { id(1, 0).eax } else { 0 };
+    let base_family = (signature >> 8) & 0xf;
+    let family = if base_family == 0xf {
+        base_family + ((signature >> 20) & 0xff)
+    } else {
+        base_family
+    };
+    let model = if base_family >= 6 {
+        ((signature >> 4) & 0xf) | (((signature >> 16) & 0xf) << 4)
+    } else {
+        (signature >> 4) & 0xf
+    };
+    let brand = if max_ext >= 0x8000_0004 {
+        let bytes: Vec<u8> = (0x8000_0002..=0x8000_0004)
+            .flat_map(|leaf| {
+                let r = id(leaf, 0);
+                [r.eax, r.ebx, r.ecx, r.edx]
+            })
+            .flat_map(u32::to_le_bytes)
+            .take_while(|&b| b != 0)
+            .collect();
+        String::from_utf8_lossy(&bytes).trim().to_string()
+    } else {
+        "unknown x86-64 CPU".into()
+    };
+    let amd = vendor == "AuthenticAMD" || vendor == "HygonGenuine";
+    // Deterministic cache parameters: one subleaf per cache until type 0.
+    let leaf = if amd {
+        // AMD has leaf 0x8000001D with the topology extensions (CPUID
+        // 0x80000001 ECX bit 22).
+        (max_ext >= 0x8000_001d && id(0x8000_0001, 0).ecx & (1 << 22) != 0).then_some(0x8000_001d)
+    } else {
+        (l0.eax >= 4).then_some(4)
+    };
+    let (mut l1d, mut l2, mut l3, mut l2_shared) = (None, None, None, None);
+    if let Some(leaf) = leaf {
+        for sub in 0..16 {
+            let r = id(leaf, sub);
+            let kind = r.eax & 0x1f; // 1 data, 2 instruction, 3 unified
+            if kind == 0 {
+                break;
+            }
+            let level = (r.eax >> 5) & 0x7;
+            let bytes = ((r.ebx >> 22) as usize + 1)
+                * (((r.ebx >> 12) & 0x3ff) as usize + 1)
+                * ((r.ebx & 0xfff) as usize + 1)
+                * (r.ecx as usize + 1);
+            let shared = ((r.eax >> 14) & 0xfff) as usize + 1;
+            match (level, kind) {
+                (1, 1) => l1d = Some(bytes),
+                (2, 1 | 3) => (l2, l2_shared) = (Some(bytes), Some(shared)),
+                (3, 1 | 3) => l3 = Some(bytes),
+                _ => {}
+            }
+        }
+    }
+    if amd && l2.is_none() && max_ext >= 0x8000_0006 {
+        // Legacy leaves: L1d KiB in 0x80000005 ECX[31:24], L2 KiB in
+        // 0x80000006 ECX[31:16], L3 in 512 KiB units in EDX[31:18].
+        let k = |kib: u32| (kib > 0).then_some(kib as usize * 1024);
+        l1d = k(id(0x8000_0005, 0).ecx >> 24);
+        let r = id(0x8000_0006, 0);
+        l2 = k(r.ecx >> 16);
+        l3 = k((r.edx >> 18) * 512);
+    }
+    CpuInfo {
+        vendor,
+        brand,
+        family,
+        model,
+        l1d_bytes: l1d,
+        l2_bytes: l2,
+        l3_bytes: l3,
+        l2_shared_by: l2_shared,
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn read() -> CpuInfo {
+    // Linux's view of cpu0's caches: index*/{level,type,size}, size like "512K".
+    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    let (mut l1d, mut l2, mut l3, mut l2_shared) = (None, None, None, None);
+    for i in 0..8 {
+        let at = dir.join(format!("index{i}"));
+        let read = |f: &str| std::fs::read_to_string(at.join(f)).ok();
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
+        else {
+            continue;
+        };
+        let size = size.trim();
+        let bytes = match size.strip_suffix('K') {
+            Some(k) => k.parse::<usize>().ok().map(|k| k * 1024),
+            None => size
+                .strip_suffix('M')
+                .and_then(|m| m.parse::<usize>().ok())
+                .map(|m| m << 20),
+        };
+        let shared = read("shared_cpu_list").map(|l| cpu_list_len(l.trim()));
+        match (level.trim(), kind.trim()) {
+            ("1", "Data") => l1d = bytes,
+            ("2", "Data" | "Unified") => (l2, l2_shared) = (bytes, shared),
+            ("3", "Data" | "Unified") => l3 = bytes,
+            _ => {}
+        }
+    }
+    let brand = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("CPU part"))
+                .and_then(|l| {
+                    let (key, value) = l.split_once(':')?;
+                    let value = value.trim();
+                    Some(if key.starts_with("CPU part") {
+                        format!("CPU part {value}")
+                    } else {
+                        value.to_string()
+                    })
+                })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    CpuInfo {
+        vendor: std::env::consts::ARCH.into(),
+        brand,
+        family: 0,
+        model: 0,
+        l1d_bytes: l1d,
+        l2_bytes: l2,
+        l3_bytes: l3,
+        l2_shared_by: l2_shared,
+    }
+}
+
+/// How many CPUs a sysfs list like `0-3,8` names.
+#[cfg(not(target_arch = "x86_64"))]
+fn cpu_list_len(list: &str) -> usize {
+    list.split(',')
+        .filter(|r| !r.is_empty())
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+                (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                _ => 1,
+            },
+            None => 1,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_cpu() {
+        let info = CpuInfo::get();
+        println!("{info}");
+        assert!(!info.vendor.is_empty() && !info.brand.is_empty());
+        #[cfg(target_arch = "x86_64")]
+        {
+            // Every x86-64 CPU (and hypervisor) this runs on reports its
+            // caches through one of the leaves read above.
+            assert!(info.family >= 6, "{info:?}");
+            let (l1, l2) = (info.l1d_bytes.unwrap(), info.l2_bytes.unwrap());
+            assert!((16 << 10..=128 << 10).contains(&l1), "{info:?}");
+            assert!((256 << 10..=8 << 20).contains(&l2) && l2 > l1, "{info:?}");
+        }
+        let tile = tile_bytes();
+        assert!((64 << 10..=1 << 20).contains(&tile));
+    }
+
+    #[test]
+    fn sizes_print_as_people_write_them() {
+        assert_eq!(size(Some(1280 << 10)), "1.25 MiB");
+        assert_eq!(size(Some(32 << 20)), "32 MiB");
+        assert_eq!(size(Some(48 << 10)), "48 KiB");
+        assert_eq!(size(None), "-");
+    }
+}
