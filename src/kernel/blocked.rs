@@ -170,7 +170,7 @@ pub(crate) unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
     let lanes = layout.lanes;
     let range = t.positions();
     // Tile width: the most vectors per row (up to U) whose tile, across all
-    // groups, stays within `tile_bytes` (a fifth of L2: pass 2 finds the
+    // groups, stays within `tile_bytes` (a quarter of L2: pass 2 finds the
     // tile there, and in L1 for packed blobs of a few hundred channels); at
     // least one position's worth.
     let column_bytes = layout.groups * V::W * std::mem::size_of::<E>();

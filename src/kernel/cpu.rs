@@ -52,16 +52,25 @@ impl CpuInfo {
 }
 
 /// Bytes of one tile across all channels in the register-blocked walk:
-/// pass 2 must find it in L2 beside what else the core keeps there. A fifth
-/// of L2: 256 KiB on the 1.25 MiB L2 of the Intel Xeon it was measured on
-/// as a constant (docs/performance.md), 204 KiB on a 1 MiB Zen 4 L2.
-/// Between 64 KiB and 1 MiB whatever a CPU reports; 256 KiB if unknown.
+/// pass 2 must find it in L2 beside what else the core keeps there. A
+/// quarter of L2. On the 1.25 MiB L2 Intel Xeon where it was a constant
+/// (256 KiB) that is 320 KiB, which picks the same tile widths for every
+/// SSD tensor; on a 1 MiB Zen 4 L2, 256 KiB: 512x38x38 unpacked fp32 took
+/// 0.096-0.097 ms with tiles of 256 KiB to 1 MiB and 0.107-0.110 ms with 128
+/// KiB or a fifth of L2 (8 vectors per row against 4), the other elempacks
+/// and fp16 unchanged (2026-12-07, docs/performance.md). Between 64 KiB
+/// and 1 MiB whatever a CPU reports; 256 KiB if unknown.
+/// `NCNN_L2NORM_TILE_BYTES` overrides it, for tuning on a new CPU.
 pub(crate) fn tile_bytes() -> usize {
     static TILE: OnceLock<usize> = OnceLock::new();
     *TILE.get_or_init(|| {
-        CpuInfo::get()
-            .l2_bytes
-            .map_or(256 * 1024, |l2| (l2 / 5).clamp(64 * 1024, 1 << 20))
+        // For tuning on a new CPU: NCNN_L2NORM_TILE_BYTES overrides it.
+        let asked = std::env::var("NCNN_L2NORM_TILE_BYTES")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        asked
+            .unwrap_or_else(|| CpuInfo::get().l2_bytes.map_or(256 * 1024, |l2| l2 / 4))
+            .clamp(64 * 1024, 1 << 20)
     })
 }
 
