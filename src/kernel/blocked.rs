@@ -76,6 +76,10 @@ pub(crate) trait Vector: Copy {
     }
     /// `lanes` floats at `p` (`lanes` < W, dividing W) repeated across the vector.
     unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self;
+    /// Asks for the cache line holding `p` ahead of use. A hint: it never
+    /// faults and `p` may be any address. No-op unless a type has one.
+    #[inline(always)]
+    unsafe fn prefetch(_p: *const u8) {}
 }
 
 /// Widening load and narrowing store of element type `E`.
@@ -178,6 +182,8 @@ pub(crate) unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
     let max_nv = (super::cpu::tile_bytes() / column_bytes.max(1))
         .clamp(1, U)
         .max(min_nv);
+    let prefetch = layout.channels() * layout.positions * std::mem::size_of::<E>()
+        >= super::cpu::prefetch_from_bytes();
     let mut p0 = range.start;
     // Widest tiles first, then narrower ones for what is left.
     macro_rules! tiles_of {
@@ -187,7 +193,7 @@ pub(crate) unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
                 while p0 + step <= range.end {
                     // SAFETY: the CPU has V's instructions; the tile's
                     // positions lie in `range`; $nv·W is a multiple of lanes.
-                    unsafe { tile::<$nv, E, V>(t, p0, scale, norm) };
+                    unsafe { tile::<$nv, E, V>(t, p0, scale, norm, prefetch) };
                     p0 += step;
                 }
             }
@@ -221,6 +227,7 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     p0: usize,
     scale: Scale<'_>,
     norm: Norm,
+    prefetch: bool,
 ) {
     let layout = *t.layout();
     let lanes = layout.lanes;
@@ -363,10 +370,21 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     // backwards meets the rows pass 1 read last, most likely still in
     // cache when the tile outgrows it (channel strides of 2^n bytes).
     let per = (16 / V::W).max(1);
+    let row_bytes = len * std::mem::size_of::<E>();
     for g in (0..layout.groups).rev() {
         // SAFETY: same CPU features; lanes divides 16.
         let w = unsafe { weight_vectors::<V>(scale, g, lanes) };
         let x = t.row(g, p0..p1).as_mut_ptr();
+        if prefetch {
+            // The next tile's row of this group follows this one: ask for it
+            // while this pass works from cache, so the next pass 1 finds it
+            // in L2 (`cpu::prefetch_from_bytes` says when this pays).
+            let next = x.cast::<u8>().wrapping_add(row_bytes);
+            for off in (0..row_bytes).step_by(64) {
+                // SAFETY: a prefetch hint reads nothing and never faults.
+                unsafe { V::prefetch(next.wrapping_add(off)) };
+            }
+        }
         let d = if aligned_rows { V::row_shift(x) } else { 0 };
         if d != 0 {
             // SAFETY: as in pass 1; lanes is 1, so w[0] is the row's weight.
