@@ -299,8 +299,8 @@ int L2Norm::forward_one(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt) con
 #if NCNN_VULKAN
 // ---- Vulkan -----------------------------------------------------------------
 
-// ncnn releases from 20260114 (or so) have bf16 blobs on Vulkan
-// (Option::use_bf16_packed); older ones only bf16 storage on the CPU.
+// ncnn 1.0.20261020 has bf16 blobs on Vulkan (Option::use_bf16_packed);
+// 1.0.20250503 does not (but has elempack 8 there, use_shader_pack8).
 template<typename O>
 static auto bf16_packed(const O& opt, int) -> decltype((bool)opt.use_bf16_packed)
 {

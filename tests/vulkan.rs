@@ -123,6 +123,9 @@ fn shader_matches_the_reference_on_every_shape_mode_packing_and_storage() {
     if !stdout.contains("skipped: fp16 storage") {
         assert!(stdout.contains("elempack 4 fp16-storage"), "{stdout}");
     }
+    if !stdout.contains("skipped: bf16 blobs") {
+        assert!(stdout.contains("elempack 4 bf16-packed"), "{stdout}");
+    }
     eprintln!("{}", stdout.lines().rev().nth(1).unwrap_or(""));
 }
 

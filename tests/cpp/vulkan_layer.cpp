@@ -40,10 +40,25 @@ static float uniform(unsigned int& state)
     return (state >> 8) * (1.f / 16777216.f) * 4.f - 2.f;
 }
 
-// 0 fp32, 1 fp16 storage, 2 fp16 packed (ncnn's two ways of keeping fp16 blobs).
+// 0 fp32, 1 fp16 storage, 2 fp16 packed (ncnn's two ways of keeping fp16
+// blobs), 3 bf16 packed (ncnn 20261020's bf16 blobs on Vulkan).
 static const char* storage_name(int storage)
 {
-    return storage == 0 ? "fp32" : storage == 1 ? "fp16-storage" : "fp16-packed";
+    return storage == 0 ? "fp32" : storage == 1 ? "fp16-storage" : storage == 2 ? "fp16-packed" : "bf16-packed";
+}
+
+// Sets Option::use_bf16_packed where this ncnn has it (20261020 does);
+// returns whether it could.
+template<typename O>
+static auto set_bf16_packed(O& opt, bool on, int) -> decltype((void)(opt.use_bf16_packed = on), true)
+{
+    opt.use_bf16_packed = on;
+    return true;
+}
+template<typename O>
+static bool set_bf16_packed(O&, bool on, long)
+{
+    return !on;
 }
 
 struct Device
@@ -73,6 +88,7 @@ struct Device
         opt.use_fp16_packed = storage == 2;
         opt.use_fp16_arithmetic = false;
         opt.use_bf16_storage = false;
+        set_bf16_packed(opt, storage == 3, 0);
         opt.blob_vkallocator = blob_allocator;
         opt.workspace_vkallocator = blob_allocator;
         opt.staging_vkallocator = staging_allocator;
@@ -179,9 +195,11 @@ static double inv_norm(double ss, double eps, int mode)
 // by up to 3 ulp and a division by 2.5 ulp (Vulkan's precision rules for
 // SPIR-V), so 8 more. fp16 blobs add one unit in fp16's last place,
 // 2^-10 * |expected|: the layer rounds its fp32 result once, the reference
-// is not rounded. Absolute part: 2^-126 * max|w| for fp32 (Vulkan lets a
-// device flush denormals, so a result below the smallest normal float may be
-// 0) and 2^-24 * max|w| for fp16 (its subnormal spacing).
+// is not rounded; bf16 blobs one unit in bf16's, 2^-7 * |expected| (ncnn's
+// bf16 store rounds half up, not to even: still within one unit). Absolute
+// part: 2^-126 * max|w| for fp32 and bf16 (Vulkan lets a device flush
+// denormals, so a result below the smallest normal float may be 0) and
+// 2^-24 * max|w| for fp16 (its subnormal spacing).
 static double worst_error(const ncnn::Mat& input, const ncnn::Mat& out, const float* weights, const Params& p, int storage)
 {
     ncnn::Mat in = input;
@@ -191,8 +209,9 @@ static double worst_error(const ncnn::Mat& input, const ncnn::Mat& out, const fl
     float wmax = 0.f;
     for (int c = 0; c < (p.channel_shared ? 1 : C); c++)
         wmax = fabsf(weights[c]) > wmax ? fabsf(weights[c]) : wmax;
-    const double rel = (C + 16) * ldexp(1.0, -24) + (storage ? ldexp(1.0, -10) : 0.0);
-    const double abs_tol = (storage ? ldexp(1.0, -24) : ldexp(1.0, -126)) * wmax;
+    const double unit = storage == 0 ? 0.0 : storage == 3 ? ldexp(1.0, -7) : ldexp(1.0, -10);
+    const double rel = (C + 16) * ldexp(1.0, -24) + unit;
+    const double abs_tol = (storage == 1 || storage == 2 ? ldexp(1.0, -24) : ldexp(1.0, -126)) * wmax;
     double worst = 0;
     for (int i = 0; i < P; i++)
     {
@@ -228,10 +247,15 @@ static bool prepare(const ncnn::Mat& x, int storage, int elempack, ncnn::Mat& in
 {
     ncnn::Mat typed = x;
     input = x;
-    if (storage != 0)
+    if (storage == 1 || storage == 2)
     {
         ncnn::cast_float32_to_float16(x, typed, cpu_opt);
         ncnn::cast_float16_to_float32(typed, input, cpu_opt);
+    }
+    if (storage == 3)
+    {
+        ncnn::cast_float32_to_bfloat16(x, typed, cpu_opt);
+        ncnn::cast_bfloat16_to_float32(typed, input, cpu_opt);
     }
     ncnn::convert_packing(typed, stored, elempack, cpu_opt);
     return stored.elempack == elempack;
@@ -245,7 +269,10 @@ static ncnn::Mat unpack(const ncnn::Mat& result, int storage, const ncnn::Option
     if (storage == 0)
         return unpacked;
     ncnn::Mat out;
-    ncnn::cast_float16_to_float32(unpacked, out, cpu_opt);
+    if (storage == 3)
+        ncnn::cast_bfloat16_to_float32(unpacked, out, cpu_opt);
+    else
+        ncnn::cast_float16_to_float32(unpacked, out, cpu_opt);
     return out;
 }
 
@@ -278,6 +305,10 @@ static int run_shapes(const Device& dev)
     const bool fp16_storage = dev.vkdev->info.support_fp16_storage();
     if (!fp16_storage)
         printf("skipped: fp16 storage (the device has no 16-bit storage buffers)\n");
+    ncnn::Option probe;
+    const bool bf16_packed = set_bf16_packed(probe, true, 0);
+    if (!bf16_packed)
+        printf("skipped: bf16 blobs (this ncnn has no Option::use_bf16_packed)\n");
 
     ncnn::Option cpu_opt;
     cpu_opt.num_threads = 1;
@@ -298,9 +329,9 @@ static int run_shapes(const Device& dev)
             ncnn::Mat weights(shared ? 1 : sh.C);
             for (int c = 0; c < weights.w; c++)
                 weights[c] = shared ? 20.f : 1.f + (c % 7) * 3.f;
-            for (int storage = 0; storage < 3; storage++)
+            for (int storage = 0; storage < 4; storage++)
             {
-                if (storage == 1 && !fp16_storage)
+                if ((storage == 1 && !fp16_storage) || (storage == 3 && !bf16_packed))
                     continue;
                 const ncnn::Option opt = dev.option(storage);
                 ncnn_l2norm::L2Norm* layer = make_layer(dev, p, weights, opt);
