@@ -21,7 +21,10 @@ pub fn compile_cpp(ncnn: &Ncnn) {
     sources.sort();
     // The Vulkan shader, embedded as a C array (used when ncnn has Vulkan).
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    embed_shader(Path::new("cpp/shaders/l2norm.comp"), &out_dir.join("l2norm_comp.h"));
+    embed_shader(
+        Path::new("cpp/shaders/l2norm.comp"),
+        &out_dir.join("l2norm_comp.h"),
+    );
     build
         .files(&sources)
         .include("cpp/include")

@@ -297,7 +297,7 @@ extern "C" int ssd_demo_main(int argc, char** argv)
             net.opt.use_fp16_arithmetic = false;
         }
         // stderr: --eval's stdout stays machine-readable.
-        fprintf(stderr, "ssd-demo: on Vulkan device 0: %s (%s blobs)\n", ncnn::get_gpu_info(0).device_name(), gpu_fp32 ? "fp32" : "ncnn's default, fp16 where the device has it");
+        fprintf(stderr, "ssd-demo: on Vulkan device 0: %s (blobs: %s)\n", ncnn::get_gpu_info(0).device_name(), gpu_fp32 ? "fp32" : "ncnn's default, fp16 where the device has it");
 #else
         fprintf(stderr, "ssd-demo: --gpu: this ncnn was built without Vulkan (NCNN_VULKAN=OFF); build with the vulkan configuration (docs/vulkan.md)\n");
         return 2;

@@ -134,7 +134,10 @@ fn huge_tiny_zero_nan_and_infinite_values_as_on_the_cpu() {
     let Some(stdout) = run_mode("edges") else {
         return;
     };
-    assert!(stdout.contains("near FLT_MAX, eps_mode 3, elempack 4"), "{stdout}");
+    assert!(
+        stdout.contains("near FLT_MAX, eps_mode 3, elempack 4"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -143,8 +146,14 @@ fn net_mixing_cpu_and_gpu_layers_matches_the_cpu() {
         return;
     };
     // The fallback layer ran on the CPU, ours on the GPU.
-    assert!(stdout.contains("norm2  L2NormCpu    on the CPU"), "{stdout}");
-    assert!(stdout.contains("norm1  L2Norm       on the GPU"), "{stdout}");
+    assert!(
+        stdout.contains("norm2  L2NormCpu    on the CPU"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("norm1  L2Norm       on the GPU"),
+        "{stdout}"
+    );
     eprintln!("{stdout}");
 }
 
@@ -164,7 +173,10 @@ fn bad_input_gives_a_code_and_one_log_line() {
     let cases: Vec<&str> = stderr.split("case: ").skip(1).collect();
     assert_eq!(cases.len(), 5, "{stderr}");
     for case in cases {
-        let lines = case.lines().filter(|l| l.contains("L2Norm vk_norm: ")).count();
+        let lines = case
+            .lines()
+            .filter(|l| l.contains("L2Norm vk_norm: "))
+            .count();
         assert_eq!(lines, 1, "expected one log line for: {case}");
     }
 }
@@ -187,7 +199,8 @@ fn ssd_eval(extra: &[&str]) -> (Vec<Vec<Det>>, String) {
         .filter(|p| p.ends_with(".png") && !p.ends_with("_annotated.png"))
         .collect();
     assert!(images.len() >= 3, "{images:?}");
-    let list = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vk-list{}.txt", extra.join("")));
+    let list =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vk-list{}.txt", extra.join("")));
     let mut sorted = images.clone();
     sorted.sort();
     std::fs::write(&list, sorted.join("\n") + "\n").unwrap();
@@ -197,7 +210,10 @@ fn ssd_eval(extra: &[&str]) -> (Vec<Vec<Det>>, String) {
         .output()
         .expect("run ssd-demo");
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "ssd-demo {extra:?} failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "ssd-demo {extra:?} failed:\n{stdout}\n{stderr}"
+    );
     let mut result: Vec<Vec<Det>> = Vec::new();
     for line in stdout.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -254,7 +270,10 @@ fn ssd_on_vulkan_gives_the_cpu_detections() {
     let (gpu32, stderr) = ssd_eval(&["--gpu", "--gpu-fp32"]);
     assert!(stderr.contains("on Vulkan device 0: "), "{stderr}");
     let (gpu16, _) = ssd_eval(&["--gpu"]);
-    assert!(cpu.iter().any(|d| !d.is_empty()), "no detections on the CPU");
+    assert!(
+        cpu.iter().any(|d| !d.is_empty()),
+        "no detections on the CPU"
+    );
     // fp32 blobs: the convolutions sum in another order on the device; 1e-4
     // in a score or normalised coordinate. ncnn's default fp16 blobs round
     // every blob to 11 bits: 1e-2. Both ways, above a score of 0.05 (lower
@@ -262,7 +281,14 @@ fn ssd_on_vulkan_gives_the_cpu_detections() {
     for (name, gpu, tol) in [("fp32", &gpu32, 1e-4f32), ("fp16", &gpu16, 1e-2)] {
         let ab = compare(&cpu, gpu, 0.05).unwrap_or_else(|e| panic!("{name}: CPU -> GPU: {e}"));
         let ba = compare(gpu, &cpu, 0.05).unwrap_or_else(|e| panic!("{name}: GPU -> CPU: {e}"));
-        eprintln!("SSD on Vulkan ({name} blobs) vs the CPU: largest difference {:.2e}", ab.max(ba));
-        assert!(ab.max(ba) <= tol, "{name}: largest difference {} > {tol}", ab.max(ba));
+        eprintln!(
+            "SSD on Vulkan ({name} blobs) vs the CPU: largest difference {:.2e}",
+            ab.max(ba)
+        );
+        assert!(
+            ab.max(ba) <= tol,
+            "{name}: largest difference {} > {tol}",
+            ab.max(ba)
+        );
     }
 }
