@@ -457,7 +457,10 @@ int L2Norm::forward_inplace(ncnn::VkMat& bottom_top_blob, ncnn::VkCompute& cmd, 
     // The same checks as on the CPU (empty, dims, channels, element size,
     // weights), on the VkMat's description; nothing is read from the device.
     const int storage = vulkan_storage(opt);
-    const bridge::MatShape shape = describe(bottom_top_blob, (bottom_top_blob.elempack > 0 && bottom_top_blob.elemsize * 8 / bottom_top_blob.elempack == 16) ? storage : 0);
+    // 16-bit values are fp16 or bf16 as the options say (-1: they say
+    // neither, which the check reports as on the CPU).
+    const bool bits16 = bottom_top_blob.elempack > 0 && bottom_top_blob.elemsize * 8 / bottom_top_blob.elempack == 16;
+    const bridge::MatShape shape = describe(bottom_top_blob, bits16 ? (storage != 0 ? storage : -1) : 0);
     bridge::ForwardPlan plan = bridge::plan_forward(shape, bridge_params(*this), describe(scale_data, 0), weights_of(scale_data), 1);
     if (plan.status.code != 0)
     {
@@ -512,6 +515,12 @@ int L2Norm::forward_inplace(ncnn::VkMat& bottom_top_blob, ncnn::VkCompute& cmd, 
         group_stride = (int)m.cstep;
     }
     const int slices = elempack == 8 ? groups * 2 : groups;
+    // The shader indexes elements (vec4s for elempack 8) with 32-bit ints.
+    if ((double)groups * (double)group_stride * (elempack == 8 ? 2 : 1) > 2147483647.0)
+    {
+        log_error(this, "input is too large for the Vulkan shader's 32-bit indices (more than 2^31 elements)");
+        return -1;
+    }
 
     std::vector<ncnn::VkMat> bindings(2);
     bindings[0] = bottom_top_blob;
