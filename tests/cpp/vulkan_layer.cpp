@@ -299,6 +299,9 @@ static int run_shapes(const Device& dev)
         {1, 3, 1, 1, 1}, {1, 512, 1, 1, 1}, {1, 17, 1, 1, 1},
         {2, 17, 13, 1, 1}, {2, 512, 5, 1, 1}, {2, 8, 1, 1, 1},
         {4, 16, 3, 5, 2}, {4, 513, 2, 3, 3}, {4, 8, 1, 1, 1},
+        // 2,102,500 positions: 65,704 workgroups of 32, more than one
+        // dispatch may hold (65,535), so the layer records two.
+        {3, 4, 1450, 1450, 1},
     };
     const int nshapes = sizeof(shapes) / sizeof(shapes[0]);
     const float eps_of_mode[] = {1e-10f, 1e-3f, 1e-12f, 1e-6f};
