@@ -10,7 +10,7 @@
 //                         fp16 storage and fp16 packed
 //   vulkan_layer edges    huge, tiny, zero, NaN and infinite values (fp32)
 //   vulkan_layer net      a net mixing CPU and GPU layers against the same
-//                         net on the CPU
+//                         net on the CPU, also from 4 threads at once
 //   vulkan_layer errors   bad input: a return code and one log line each
 //
 // Prints one line per case and "<mode> ok" when all pass. Built and run by
@@ -31,7 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 static float uniform(unsigned int& state)
@@ -449,6 +451,24 @@ static int run_edges(const Device& dev)
     return failures ? 1 : 0;
 }
 
+// The largest |a - b| over the largest |b|; 1e9 for other shapes or NaN.
+static double relative_difference(const ncnn::Mat& a, const ncnn::Mat& b)
+{
+    if (a.w != b.w || a.h != b.h || a.c != b.c)
+        return 1e9;
+    double scale = 0, worst = 0;
+    for (int q = 0; q < b.c; q++)
+        for (int i = 0; i < b.w * b.h; i++)
+            scale = fabs(b.channel(q)[i]) > scale ? fabs(b.channel(q)[i]) : scale;
+    for (int q = 0; q < b.c; q++)
+        for (int i = 0; i < b.w * b.h; i++)
+        {
+            const double d = fabs(a.channel(q)[i] - b.channel(q)[i]) / scale;
+            worst = d > worst || isnan(d) ? d : worst;
+        }
+    return isnan(worst) ? 1e9 : worst;
+}
+
 // L2Norm without its Vulkan support: ncnn runs it on the CPU inside a GPU
 // net, moving the blob down and up around it (the fallback).
 class L2NormCpuOnly : public ncnn_l2norm::L2Norm
@@ -554,20 +574,40 @@ static int run_net()
         // 1e-4 relative to the largest output; fp16 blobs round every blob
         // to 11 bits on the way (two convolutions, three norms): 2e-2.
         const double tol = run <= 2 ? 1e-4 : 2e-2;
-        double scale = 0, worst = 0;
-        for (int i = 0; i < (int)reference.total(); i++)
-            scale = fabs(reference[i]) > scale ? fabs(reference[i]) : scale;
-        bool same_shape = out.w == reference.w && out.h == reference.h && out.c == reference.c;
-        for (int q = 0; same_shape && q < out.c; q++)
-            for (int i = 0; i < out.w * out.h; i++)
-            {
-                const double d = fabs(out.channel(q)[i] - reference.channel(q)[i]) / scale;
-                worst = d > worst || isnan(d) ? d : worst;
-            }
-        const bool ok = same_shape && worst <= tol;
+        const double worst = relative_difference(out, reference);
+        const bool ok = worst <= tol;
         printf("net on the GPU (%s blobs, packing %s): largest difference from the CPU %.2e of the largest output (tolerance %.0e) %s\n",
                run <= 2 ? "fp32" : "ncnn's default", net.opt.use_packing_layout ? "on" : "off", worst, tol, ok ? "ok" : "FAIL");
         failures += !ok;
+
+        // One net, many extractors on many threads, as an app serving
+        // requests runs it: the layer's Vulkan forward keeps no state.
+        if (run == 1)
+        {
+            const int nthreads = 4;
+            std::vector<double> worst_of(nthreads, 0.0);
+            std::vector<std::thread> threads;
+            for (int t = 0; t < nthreads; t++)
+            {
+                threads.push_back(std::thread([&net, &in, &reference, &worst_of, t]() {
+                    for (int r = 0; r < 5; r++)
+                    {
+                        ncnn::Extractor ex = net.create_extractor();
+                        ex.input("data", in);
+                        ncnn::Mat o;
+                        const double d = ex.extract("out", o) == 0 ? relative_difference(o, reference) : 1e9;
+                        worst_of[t] = d > worst_of[t] || isnan(d) ? d : worst_of[t];
+                    }
+                }));
+            }
+            for (int t = 0; t < nthreads; t++)
+                threads[t].join();
+            const double w = *std::max_element(worst_of.begin(), worst_of.end());
+            const bool tok = w <= tol;
+            printf("net on the GPU (fp32 blobs), %d threads x 5 extractions on one net: largest difference from the CPU %.2e (tolerance %.0e) %s\n",
+                   nthreads, w, tol, tok ? "ok" : "FAIL");
+            failures += !tok;
+        }
     }
     printf("%s\n", failures ? "FAILED" : "net ok");
     return failures ? 1 : 0;
