@@ -145,7 +145,10 @@ fn net_mixing_cpu_and_gpu_layers_matches_the_cpu() {
     let Some(stdout) = run_mode("net") else {
         return;
     };
-    assert!(stdout.contains("4 threads x 5 extractions on one net"), "{stdout}");
+    assert!(
+        stdout.contains("4 threads x 5 extractions on one net"),
+        "{stdout}"
+    );
     // The fallback layer ran on the CPU, ours on the GPU.
     assert!(
         stdout.contains("norm2  L2NormCpu    on the CPU"),
