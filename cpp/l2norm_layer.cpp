@@ -1,5 +1,8 @@
 // The L2Norm ncnn layer: reads params and weights, describes each Mat to the
 // Rust kernel (src/bridge.rs) and maps its status to ncnn return codes.
+// With an ncnn built with Vulkan, also the layer on the GPU (the section
+// after forward_one): pipelines from cpp/shaders/l2norm.comp, compiled by
+// ncnn's shader compiler, and one dispatch per forward (docs/vulkan.md).
 
 #include "ncnn_l2norm/l2norm.h"
 #include "ncnn_l2norm/l2norm_c.h"
