@@ -6,8 +6,10 @@
 //!
 //! These need an ncnn built with `NCNN_VULKAN=ON` (the `vulkan` configuration
 //! of `.ci/matrix`) and a Vulkan device (lavapipe: Debian's
-//! `mesa-vulkan-drivers libvulkan1`). Without either, each test prints
-//! `skipped: Vulkan: ...` saying which is missing and passes, unless
+//! `mesa-vulkan-drivers libvulkan1`). Without either, the run prints
+//! `tests/vulkan.rs: SKIPPED, nothing on Vulkan was tested: <why>` on the
+//! terminal (past libtest's capture) and each test `skipped: Vulkan: <why>`
+//! (seen with `--show-output`, collected by `.ci/matrix`) and passes, unless
 //! `NCNN_L2NORM_REQUIRE_VULKAN=1` (set by `.ci/matrix vulkan`) makes the
 //! absence a failure.
 
@@ -52,23 +54,21 @@ fn vulkan_program() -> Option<&'static Path> {
 
 /// Builds the C++ test program and asks it for the device.
 fn find_program() -> Result<PathBuf, String> {
-    {
-        if env!("NCNN_L2NORM_NCNN_VULKAN") != "1" {
-            return Err("this build's ncnn has NCNN_VULKAN off; build the `vulkan` configuration (.ci/matrix vulkan, docs/vulkan.md)".into());
+    if env!("NCNN_L2NORM_NCNN_VULKAN") != "1" {
+        return Err("this build's ncnn has NCNN_VULKAN off; build the `vulkan` configuration (.ci/matrix vulkan, docs/vulkan.md)".into());
+    }
+    let exe = build_program("tests/cpp/vulkan_layer.cpp", &["-O1"]);
+    let out = run(&exe, "info");
+    let (stdout, stderr) = text(&out);
+    match out.status.code() {
+        Some(0) => {
+            eprintln!("{}", stdout.trim());
+            Ok(exe)
         }
-        let exe = build_program("tests/cpp/vulkan_layer.cpp", &["-O1"]);
-        let out = run(&exe, "info");
-        let (stdout, stderr) = text(&out);
-        match out.status.code() {
-            Some(0) => {
-                eprintln!("{}", stdout.trim());
-                Ok(exe)
-            }
-            Some(3) => Err(format!(
-                "ncnn finds no Vulkan device (install a driver: Debian's mesa-vulkan-drivers libvulkan1 give lavapipe)\n{stderr}"
-            )),
-            _ => panic!("vulkan_layer info failed:\n{stdout}\n{stderr}"),
-        }
+        Some(3) => Err(format!(
+            "ncnn finds no Vulkan device (install a driver: Debian's mesa-vulkan-drivers libvulkan1 give lavapipe)\n{stderr}"
+        )),
+        _ => panic!("vulkan_layer info failed:\n{stdout}\n{stderr}"),
     }
 }
 
