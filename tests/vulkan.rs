@@ -149,6 +149,9 @@ fn net_mixing_cpu_and_gpu_layers_matches_the_cpu() {
         stdout.contains("4 threads x 5 extractions on one net"),
         "{stdout}"
     );
+    if !stdout.contains("skipped: elempack 8 through a net") {
+        assert!(stdout.contains("packing on, pack8)"), "{stdout}");
+    }
     // The fallback layer ran on the CPU, ours on the GPU.
     assert!(
         stdout.contains("norm2  L2NormCpu    on the CPU"),

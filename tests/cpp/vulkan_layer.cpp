@@ -451,6 +451,20 @@ static int run_edges(const Device& dev)
     return failures ? 1 : 0;
 }
 
+// Turns on Option::use_shader_pack8 (elempack 8 blobs on Vulkan) where this
+// ncnn has it (1.0.20250503 does, 1.0.20261020 no longer); returns whether.
+template<typename O>
+static auto set_shader_pack8(O& opt, int) -> decltype((void)(opt.use_shader_pack8 = true), true)
+{
+    opt.use_shader_pack8 = true;
+    return true;
+}
+template<typename O>
+static bool set_shader_pack8(O&, long)
+{
+    return false;
+}
+
 // The largest |a - b| over the largest |b|; 1e9 for other shapes or NaN.
 static double relative_difference(const ncnn::Mat& a, const ncnn::Mat& b)
 {
@@ -528,18 +542,26 @@ static int run_net()
 
     int failures = 0;
     ncnn::Mat reference;
-    for (int run = 0; run < 5; run++)
+    for (int run = 0; run < 7; run++)
     {
-        // run 0: the CPU; 1-2: GPU fp32, packing on/off; 3-4: GPU ncnn's default storage (fp16), packing on/off
+        // run 0: the CPU; 1-2: GPU fp32, packing on/off; 3-4: GPU ncnn's
+        // default storage (fp16), packing on/off; 5-6: fp32 and fp16 with
+        // elempack 8 (use_shader_pack8), where this ncnn has it
         ncnn::Net net;
         net.opt.num_threads = 1;
         net.opt.use_vulkan_compute = run > 0;
         net.opt.use_packing_layout = run != 2 && run != 4;
-        if (run == 1 || run == 2)
+        if (run == 1 || run == 2 || run == 5)
         {
             net.opt.use_fp16_packed = false;
             net.opt.use_fp16_storage = false;
             net.opt.use_fp16_arithmetic = false;
+        }
+        if (run >= 5 && !set_shader_pack8(net.opt, 0))
+        {
+            if (run == 5)
+                printf("skipped: elempack 8 through a net (this ncnn has no Option::use_shader_pack8; 1.0.20250503 has)\n");
+            continue;
         }
         ncnn_l2norm::register_l2norm(net);
         net.register_custom_layer("L2NormCpu", cpu_only_creator, cpu_only_destroyer);
@@ -573,11 +595,12 @@ static int run_net()
         // fp32 blobs: convolution sums in another order on the device, so
         // 1e-4 relative to the largest output; fp16 blobs round every blob
         // to 11 bits on the way (two convolutions, three norms): 2e-2.
-        const double tol = run <= 2 ? 1e-4 : 2e-2;
+        const bool fp32 = run <= 2 || run == 5;
+        const double tol = fp32 ? 1e-4 : 2e-2;
         const double worst = relative_difference(out, reference);
         const bool ok = worst <= tol;
         printf("net on the GPU (%s blobs, packing %s): largest difference from the CPU %.2e of the largest output (tolerance %.0e) %s\n",
-               run <= 2 ? "fp32" : "ncnn's default", net.opt.use_packing_layout ? "on" : "off", worst, tol, ok ? "ok" : "FAIL");
+               fp32 ? "fp32" : "ncnn's default", run >= 5 ? "on, pack8" : net.opt.use_packing_layout ? "on" : "off", worst, tol, ok ? "ok" : "FAIL");
         failures += !ok;
 
         // One net, many extractors on many threads, as an app serving
