@@ -151,6 +151,21 @@ static int storage_of(const ncnn::Mat& m, const ncnn::Option& opt)
     return -1;
 }
 
+#if NCNN_VULKAN
+// ncnn 1.0.20261020 has a flag of its own for packed blobs on Vulkan
+// (support_vulkan_packing); in 1.0.20250503 support_packing, which the
+// layer sets for the CPU anyway, covers both.
+template<typename L>
+static auto enable_vulkan_packing(L& layer, int) -> decltype((void)(layer.support_vulkan_packing = true))
+{
+    layer.support_vulkan_packing = true;
+}
+template<typename L>
+static void enable_vulkan_packing(L&, long)
+{
+}
+#endif // NCNN_VULKAN
+
 L2Norm::L2Norm()
 {
     one_blob_only = true;
@@ -179,11 +194,13 @@ L2Norm::L2Norm()
     // The shader reads elempack 1, 4 and 8 in every storage ncnn's options
     // select (docs/vulkan.md).
     support_vulkan = true;
-    support_vulkan_packing = true;
-    pipeline_pack1 = 0;
-    pipeline_pack4 = 0;
-    pipeline_pack8 = 0;
-    pipeline_storage_bits = 0;
+    enable_vulkan_packing(*this, 0);
+    for (int i = 0; i < 2; i++)
+    {
+        pipeline_pack1[i] = 0;
+        pipeline_pack4[i] = 0;
+        pipeline_pack8[i] = 0;
+    }
 #endif // NCNN_VULKAN
 }
 
@@ -403,35 +420,53 @@ int L2Norm::create_pipeline(const ncnn::Option& opt)
     if (!vkdev)
         return 0;
 
-    std::vector<uint32_t> spirv_pack1;
-    std::vector<uint32_t> spirv_pack4;
-    if (compile_l2norm_shader(0, opt, spirv_pack1) != 0 || compile_l2norm_shader(1, opt, spirv_pack4) != 0)
+    // Pipelines for fp32 blobs always, and for 16-bit blobs when opt has
+    // 16-bit storage: with fp16 on, ncnn still hands over fp32 blobs at
+    // times (releases up to 1.0.20250503 keep elempack-1 blobs in fp32 under
+    // use_fp16_packed without use_fp16_storage), so the blob's own value
+    // size picks the pipeline in forward.
+    ncnn::Option opt_fp32 = opt;
+    opt_fp32.use_fp16_storage = false;
+    opt_fp32.use_fp16_packed = false;
+    opt_fp32.use_fp16_arithmetic = false;
+    opt_fp32.use_bf16_storage = false;
+    clear_bf16_packed(opt_fp32, 0);
+    const int kinds = vulkan_storage(opt) != 0 ? 2 : 1;
+    for (int k = 0; k < kinds; k++)
     {
-        log_error(this, "cannot compile the Vulkan shader (cpp/shaders/l2norm.comp); ncnn logged why above");
-        return -1;
+        const ncnn::Option& opt_k = k == 0 ? opt_fp32 : opt;
+        std::vector<uint32_t> spirv_pack1;
+        std::vector<uint32_t> spirv_pack4;
+        if (compile_l2norm_shader(0, opt_k, spirv_pack1) != 0 || compile_l2norm_shader(1, opt_k, spirv_pack4) != 0)
+        {
+            log_error(this, "cannot compile the Vulkan shader (cpp/shaders/l2norm.comp); ncnn logged why above");
+            destroy_pipeline(opt);
+            return -1;
+        }
+        pipeline_pack1[k] = create_l2norm_pipeline(vkdev, spirv_pack1, *this, 1);
+        pipeline_pack4[k] = create_l2norm_pipeline(vkdev, spirv_pack4, *this, 1);
+        pipeline_pack8[k] = create_l2norm_pipeline(vkdev, spirv_pack4, *this, 2);
+        if (!pipeline_pack1[k] || !pipeline_pack4[k] || !pipeline_pack8[k])
+        {
+            log_error(this, "cannot create the Vulkan pipelines");
+            destroy_pipeline(opt);
+            return -1;
+        }
     }
-    pipeline_pack1 = create_l2norm_pipeline(vkdev, spirv_pack1, *this, 1);
-    pipeline_pack4 = create_l2norm_pipeline(vkdev, spirv_pack4, *this, 1);
-    pipeline_pack8 = create_l2norm_pipeline(vkdev, spirv_pack4, *this, 2);
-    if (!pipeline_pack1 || !pipeline_pack4 || !pipeline_pack8)
-    {
-        log_error(this, "cannot create the Vulkan pipelines");
-        destroy_pipeline(opt);
-        return -1;
-    }
-    pipeline_storage_bits = vulkan_storage(opt) == 0 ? 32 : 16;
     return 0;
 }
 
 int L2Norm::destroy_pipeline(const ncnn::Option& /*opt*/)
 {
-    delete pipeline_pack1;
-    delete pipeline_pack4;
-    delete pipeline_pack8;
-    pipeline_pack1 = 0;
-    pipeline_pack4 = 0;
-    pipeline_pack8 = 0;
-    pipeline_storage_bits = 0;
+    for (int k = 0; k < 2; k++)
+    {
+        delete pipeline_pack1[k];
+        delete pipeline_pack4[k];
+        delete pipeline_pack8[k];
+        pipeline_pack1[k] = 0;
+        pipeline_pack4[k] = 0;
+        pipeline_pack8[k] = 0;
+    }
     return 0;
 }
 
@@ -477,17 +512,17 @@ int L2Norm::forward_inplace(ncnn::VkMat& bottom_top_blob, ncnn::VkCompute& cmd, 
     }
 
     const int elempack = bottom_top_blob.elempack;
-    const int bits = (int)(bottom_top_blob.elemsize * 8 / elempack);
-    const ncnn::Pipeline* pipeline = elempack == 1 ? pipeline_pack1 : elempack == 4 ? pipeline_pack4 : elempack == 8 ? pipeline_pack8 : 0;
-    if (!pipeline || bits != pipeline_storage_bits || scale_data_gpu.empty())
+    const int k = bits16 ? 1 : 0;
+    const ncnn::Pipeline* pipeline = elempack == 1 ? pipeline_pack1[k] : elempack == 4 ? pipeline_pack4[k] : elempack == 8 ? pipeline_pack8[k] : 0;
+    if (!pipeline || scale_data_gpu.empty())
     {
         char message[192];
-        if (!pipeline_pack1 || scale_data_gpu.empty())
+        if (!pipeline_pack1[0] || scale_data_gpu.empty())
             snprintf(message, sizeof(message), "Vulkan forward before create_pipeline and upload_model on a Vulkan device");
-        else if (!pipeline)
+        else if (elempack != 1 && elempack != 4 && elempack != 8)
             snprintf(message, sizeof(message), "input has elempack %d; on Vulkan L2Norm handles elempack 1, 4 and 8", elempack);
         else
-            snprintf(message, sizeof(message), "input has %d-bit values but the pipelines were created for %d-bit storage (create_pipeline and forward got different options)", bits, pipeline_storage_bits);
+            snprintf(message, sizeof(message), "input has 16-bit values but create_pipeline's options enabled no 16-bit storage (create_pipeline and forward got different options)");
         log_error(this, message);
         return -1;
     }

@@ -40,8 +40,9 @@ public:
     virtual int forward_inplace(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt) const;
 
 #if NCNN_VULKAN
-    // Vulkan: the pipelines for elempack 1, 4 and 8 in the storage opt asks
-    // for (a net without use_vulkan_compute creates none).
+    // Vulkan: the pipelines for elempack 1, 4 and 8, for fp32 blobs and for
+    // the 16-bit blobs opt asks for (a net without use_vulkan_compute
+    // creates none).
     virtual int create_pipeline(const ncnn::Option& opt);
     virtual int destroy_pipeline(const ncnn::Option& opt);
     // The fp32 weights to the device, once.
@@ -67,10 +68,11 @@ public:
 
 #if NCNN_VULKAN
     ncnn::VkMat scale_data_gpu; // the same fp32 values on the device
-    ncnn::Pipeline* pipeline_pack1;
-    ncnn::Pipeline* pipeline_pack4;
-    ncnn::Pipeline* pipeline_pack8;
-    int pipeline_storage_bits; // bits per value the pipelines were compiled for: 32, or 16 (fp16/bf16)
+    // [0]: fp32 blobs; [1]: 16-bit blobs (fp16 or bf16, as create_pipeline's
+    // options say; 0 when they enable neither). Per elempack 1, 4, 8.
+    ncnn::Pipeline* pipeline_pack1[2];
+    ncnn::Pipeline* pipeline_pack4[2];
+    ncnn::Pipeline* pipeline_pack8[2];
 #endif // NCNN_VULKAN
 };
 
