@@ -39,6 +39,8 @@ pub fn export_paths(ncnn: &Ncnn, target: &Target) {
         format!("-L{}", ncnn.lib_dir.display()),
         "-lncnn".to_string(),
     ];
+    // A static Vulkan ncnn's shader compiler.
+    libs.extend(ncnn.glslang_libs.iter().map(|l| format!("-l{l}")));
     if ncnn.shared {
         libs.push(format!("-Wl,-rpath,{}", ncnn.lib_dir.display()));
     }
@@ -76,6 +78,12 @@ pub fn export_paths(ncnn: &Ncnn, target: &Target) {
     println!(
         "cargo:rustc-env=NCNN_L2NORM_NCNN_SHARED={}",
         u8::from(ncnn.shared)
+    );
+    // Whether the layer was built with its Vulkan parts: the Vulkan tests
+    // run when it was, and say they did not when it was not.
+    println!(
+        "cargo:rustc-env=NCNN_L2NORM_NCNN_VULKAN={}",
+        u8::from(ncnn.vulkan)
     );
     // For the test that configures the CMake example consumer.
     let cmake = cache_root().ok().and_then(|cache| existing_cmake(&cache));

@@ -29,7 +29,27 @@ pub struct Ncnn {
     /// The cmake toolchain file ncnn was built with, when build.rs built it
     /// with one (a cross build).
     pub toolchain_file: Option<PathBuf>,
+    /// Built with `NCNN_VULKAN=ON`: the layer compiles its Vulkan parts.
+    pub vulkan: bool,
+    /// The glslang libraries a static Vulkan ncnn needs after it at link
+    /// time (ncnn's shader compiler), in link order: those of
+    /// [`GLSLANG_LIBS`] installed beside libncnn.a. Empty otherwise.
+    pub glslang_libs: Vec<String>,
 }
+
+/// glslang's static libraries as ncnn's build installs them beside
+/// libncnn.a, in an order a single-pass linker accepts (each after those
+/// that use it). Older glslang also has OGLCompiler; newer has none of
+/// the last two. Only those present are linked.
+const GLSLANG_LIBS: &[&str] = &[
+    "glslang",
+    "SPIRV",
+    "MachineIndependent",
+    "OSDependent",
+    "GenericCodeGen",
+    "OGLCompiler",
+    "glslang-default-resource-limits",
+];
 
 /// Reads an install prefix: headers, library, and how ncnn was configured.
 pub fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
@@ -85,6 +105,18 @@ pub fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
     };
     let exceptions = !targets.contains("-fno-exceptions");
     let c_api_h = fs::read_to_string(include_dir.join("c_api.h")).unwrap_or_default();
+    // platform.h says whether ncnn was built with Vulkan; a shared libncnn.so
+    // carries glslang inside it, a static libncnn.a needs glslang's libraries.
+    let vulkan = platform("NCNN_VULKAN");
+    let glslang_libs = if vulkan && !shared {
+        GLSLANG_LIBS
+            .iter()
+            .filter(|name| lib_dir.join(format!("lib{name}.a")).is_file())
+            .map(|name| name.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     Some(Ncnn {
         prefix: prefix.to_path_buf(),
         origin: origin.to_string(),
@@ -99,6 +131,8 @@ pub fn inspect_prefix(prefix: &Path, origin: &str) -> Option<Ncnn> {
         c_api_packing_option: c_api_h.contains("ncnn_option_set_use_packing_layout("),
         machine: elf_machine(&lib_bytes),
         toolchain_file: None,
+        vulkan,
+        glslang_libs,
     })
 }
 

@@ -1,5 +1,8 @@
 // The L2Norm ncnn layer: reads params and weights, describes each Mat to the
 // Rust kernel (src/bridge.rs) and maps its status to ncnn return codes.
+// With an ncnn built with Vulkan, also the layer on the GPU (the section
+// after forward_one): pipelines from cpp/shaders/l2norm.comp, compiled by
+// ncnn's shader compiler, and one dispatch per forward (docs/vulkan.md).
 
 #include "ncnn_l2norm/l2norm.h"
 #include "ncnn_l2norm/l2norm_c.h"
@@ -7,6 +10,15 @@
 #include "ncnn-l2norm/src/bridge.rs.h"
 
 #include "cpu.h" // ncnn::cpu_support_arm_asimdhp
+
+#if NCNN_VULKAN
+#include "command.h"
+#include "gpu.h"
+#include "pipeline.h"
+
+// cpp/shaders/l2norm.comp as l2norm_comp_data / l2norm_comp_size (build/cpp.rs writes it).
+#include "l2norm_comp.h"
+#endif // NCNN_VULKAN
 
 #include <stdint.h>
 #include <stdio.h>
@@ -139,6 +151,21 @@ static int storage_of(const ncnn::Mat& m, const ncnn::Option& opt)
     return -1;
 }
 
+#if NCNN_VULKAN
+// ncnn 1.0.20261020 has a flag of its own for packed blobs on Vulkan
+// (support_vulkan_packing); in 1.0.20250503 support_packing, which the
+// layer sets for the CPU anyway, covers both.
+template<typename L>
+static auto enable_vulkan_packing(L& layer, int) -> decltype((void)(layer.support_vulkan_packing = true))
+{
+    layer.support_vulkan_packing = true;
+}
+template<typename L>
+static void enable_vulkan_packing(L&, long)
+{
+}
+#endif // NCNN_VULKAN
+
 L2Norm::L2Norm()
 {
     one_blob_only = true;
@@ -162,6 +189,19 @@ L2Norm::L2Norm()
     eps_mode = 0;
     channel_shared = 0;
     weight_count = 0;
+
+#if NCNN_VULKAN
+    // The shader reads elempack 1, 4 and 8 in every storage ncnn's options
+    // select (docs/vulkan.md).
+    support_vulkan = true;
+    enable_vulkan_packing(*this, 0);
+    for (int i = 0; i < 2; i++)
+    {
+        pipeline_pack1[i] = 0;
+        pipeline_pack4[i] = 0;
+        pipeline_pack8[i] = 0;
+    }
+#endif // NCNN_VULKAN
 }
 
 int L2Norm::load_param(const ncnn::ParamDict& pd)
@@ -275,6 +315,277 @@ int L2Norm::forward_one(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt) con
     }
     return 0;
 }
+
+#if NCNN_VULKAN
+// ---- Vulkan -----------------------------------------------------------------
+
+// ncnn 1.0.20261020 has bf16 blobs on Vulkan (Option::use_bf16_packed);
+// 1.0.20250503 does not (but has elempack 8 there, use_shader_pack8).
+template<typename O>
+static auto bf16_packed(const O& opt, int) -> decltype((bool)opt.use_bf16_packed)
+{
+    return opt.use_bf16_packed;
+}
+template<typename O>
+static bool bf16_packed(const O&, long)
+{
+    return false;
+}
+template<typename O>
+static auto clear_bf16_packed(O& opt, int) -> decltype((void)(opt.use_bf16_packed = false))
+{
+    opt.use_bf16_packed = false;
+}
+template<typename O>
+static void clear_bf16_packed(O&, long)
+{
+}
+
+// The storage ncnn's shader compiler picks for opt, in its order
+// (compile_spirv_module): 2 bf16, 1 fp16, 0 fp32.
+static int vulkan_storage(const ncnn::Option& opt)
+{
+    if (opt.use_bf16_storage || bf16_packed(opt, 0))
+        return 2;
+    if (opt.use_fp16_storage || opt.use_fp16_packed)
+        return 1;
+    return 0;
+}
+
+static bridge::MatShape describe(const ncnn::VkMat& m, int storage)
+{
+    bridge::MatShape shape;
+    shape.dims = m.empty() ? 0 : m.dims;
+    shape.w = m.w;
+    shape.h = m.h;
+    shape.d = m.d;
+    shape.c = m.c;
+    shape.elempack = m.elempack;
+    shape.elemsize = m.elemsize;
+    shape.cstep = m.cstep;
+    shape.storage = storage;
+    shape.n = batch_count(m, 0);
+    return shape;
+}
+
+// The workgroup: LOCAL_X positions by LOCAL_Y channel slices, 128
+// invocations (Vulkan's guaranteed minimum of maxComputeWorkGroupInvocations).
+static const int LOCAL_X = 32;
+static const int LOCAL_Y = 4;
+// Vulkan's guaranteed minimum of maxComputeWorkGroupCount[0].
+static const int MAX_GROUPS_X = 65535;
+
+// The shader with `#define L2NORM_PACK4 pack4` after its #version line,
+// compiled for opt's storage by ncnn's compiler.
+static int compile_l2norm_shader(int pack4, const ncnn::Option& opt, std::vector<uint32_t>& spirv)
+{
+    std::string source(l2norm_comp_data, l2norm_comp_size);
+    const size_t version = source.find("#version");
+    const size_t line_end = version == std::string::npos ? version : source.find('\n', version);
+    if (line_end == std::string::npos)
+        return -1;
+    source.insert(line_end + 1, pack4 ? "#define L2NORM_PACK4 1\n" : "#define L2NORM_PACK4 0\n");
+    return ncnn::compile_spirv_module(source.data(), (int)source.size(), opt, spirv);
+}
+
+static ncnn::Pipeline* create_l2norm_pipeline(const ncnn::VulkanDevice* vkdev, const std::vector<uint32_t>& spirv,
+                                              const L2Norm& layer, int vec4s_per_element)
+{
+    std::vector<ncnn::vk_specialization_type> specializations(6);
+    specializations[0].i = layer.eps_mode;
+    specializations[1].f = layer.eps;
+    specializations[2].i = layer.channel_shared;
+    specializations[3].i = vec4s_per_element;
+    specializations[4].i = LOCAL_X;
+    specializations[5].i = LOCAL_Y;
+
+    ncnn::Pipeline* pipeline = new ncnn::Pipeline(vkdev);
+    pipeline->set_local_size_xyz(LOCAL_X, LOCAL_Y, 1);
+    // The shader's shared arrays and loops assume exactly this local size;
+    // ncnn rounds it up to a multiple of the subgroup size (128 already is
+    // one for every subgroup size up to 128).
+    if (pipeline->local_size_x() != (uint32_t)LOCAL_X || pipeline->local_size_y() != (uint32_t)LOCAL_Y || pipeline->local_size_z() != 1
+            || pipeline->create(spirv.data(), spirv.size() * 4, specializations) != 0)
+    {
+        delete pipeline;
+        return 0;
+    }
+    return pipeline;
+}
+
+int L2Norm::create_pipeline(const ncnn::Option& opt)
+{
+    // A net without use_vulkan_compute runs the layer on the CPU only and
+    // gives it no device.
+    if (!vkdev)
+        return 0;
+
+    // Pipelines for fp32 blobs always, and for 16-bit blobs when opt has
+    // 16-bit storage: with fp16 on, ncnn still hands over fp32 blobs at
+    // times (releases up to 1.0.20250503 keep elempack-1 blobs in fp32 under
+    // use_fp16_packed without use_fp16_storage), so the blob's own value
+    // size picks the pipeline in forward.
+    ncnn::Option opt_fp32 = opt;
+    opt_fp32.use_fp16_storage = false;
+    opt_fp32.use_fp16_packed = false;
+    opt_fp32.use_fp16_arithmetic = false;
+    opt_fp32.use_bf16_storage = false;
+    clear_bf16_packed(opt_fp32, 0);
+    const int kinds = vulkan_storage(opt) != 0 ? 2 : 1;
+    for (int k = 0; k < kinds; k++)
+    {
+        const ncnn::Option& opt_k = k == 0 ? opt_fp32 : opt;
+        std::vector<uint32_t> spirv_pack1;
+        std::vector<uint32_t> spirv_pack4;
+        if (compile_l2norm_shader(0, opt_k, spirv_pack1) != 0 || compile_l2norm_shader(1, opt_k, spirv_pack4) != 0)
+        {
+            log_error(this, "cannot compile the Vulkan shader (cpp/shaders/l2norm.comp); ncnn logged why above");
+            destroy_pipeline(opt);
+            return -1;
+        }
+        pipeline_pack1[k] = create_l2norm_pipeline(vkdev, spirv_pack1, *this, 1);
+        pipeline_pack4[k] = create_l2norm_pipeline(vkdev, spirv_pack4, *this, 1);
+        pipeline_pack8[k] = create_l2norm_pipeline(vkdev, spirv_pack4, *this, 2);
+        if (!pipeline_pack1[k] || !pipeline_pack4[k] || !pipeline_pack8[k])
+        {
+            log_error(this, "cannot create the Vulkan pipelines");
+            destroy_pipeline(opt);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int L2Norm::destroy_pipeline(const ncnn::Option& /*opt*/)
+{
+    for (int k = 0; k < 2; k++)
+    {
+        delete pipeline_pack1[k];
+        delete pipeline_pack4[k];
+        delete pipeline_pack8[k];
+        pipeline_pack1[k] = 0;
+        pipeline_pack4[k] = 0;
+        pipeline_pack8[k] = 0;
+    }
+    return 0;
+}
+
+int L2Norm::upload_model(ncnn::VkTransfer& cmd, const ncnn::Option& opt)
+{
+    if (weight_count <= 0 || weights_of(scale_data).size() != (size_t)weight_count)
+    {
+        log_error(this, "upload_model before a successful load_model");
+        return -1;
+    }
+    // The weights stay fp32 on the device whatever the blobs' storage: an
+    // option set without 16-bit storage makes record_upload copy them as they are.
+    ncnn::Option opt_fp32 = opt;
+    opt_fp32.use_fp16_storage = false;
+    opt_fp32.use_fp16_packed = false;
+    opt_fp32.use_bf16_storage = false;
+    clear_bf16_packed(opt_fp32, 0);
+    cmd.record_upload(scale_data, scale_data_gpu, opt_fp32);
+    // scale_data stays on the host (channels floats): forward checks the
+    // input against it as the CPU path does.
+    return 0;
+}
+
+int L2Norm::forward_inplace(ncnn::VkMat& bottom_top_blob, ncnn::VkCompute& cmd, const ncnn::Option& opt) const
+{
+    // The same checks as on the CPU (empty, dims, channels, element size,
+    // weights), on the VkMat's description; nothing is read from the device.
+    const int storage = vulkan_storage(opt);
+    // 16-bit values are fp16 or bf16 as the options say (-1: they say
+    // neither, which the check reports as on the CPU).
+    const bool bits16 = bottom_top_blob.elempack > 0 && bottom_top_blob.elemsize * 8 / bottom_top_blob.elempack == 16;
+    const bridge::MatShape shape = describe(bottom_top_blob, bits16 ? (storage != 0 ? storage : -1) : 0);
+    bridge::ForwardPlan plan = bridge::plan_forward(shape, bridge_params(*this), describe(scale_data, 0), weights_of(scale_data), 1);
+    if (plan.status.code != 0)
+    {
+        log_error(this, plan.status.message.c_str());
+        return plan.status.code;
+    }
+    if (shape.n > 1)
+    {
+        log_error(this, "a batched VkMat (n > 1) is not supported on Vulkan; through a Net ncnn hands the layer one item at a time");
+        return -1;
+    }
+
+    const int elempack = bottom_top_blob.elempack;
+    const int k = bits16 ? 1 : 0;
+    const ncnn::Pipeline* pipeline = elempack == 1 ? pipeline_pack1[k] : elempack == 4 ? pipeline_pack4[k] : elempack == 8 ? pipeline_pack8[k] : 0;
+    if (!pipeline || scale_data_gpu.empty())
+    {
+        char message[192];
+        if (!pipeline_pack1[0] || scale_data_gpu.empty())
+            snprintf(message, sizeof(message), "Vulkan forward before create_pipeline and upload_model on a Vulkan device");
+        else if (elempack != 1 && elempack != 4 && elempack != 8)
+            snprintf(message, sizeof(message), "input has elempack %d; on Vulkan L2Norm handles elempack 1, 4 and 8", elempack);
+        else
+            snprintf(message, sizeof(message), "input has 16-bit values but create_pipeline's options enabled no 16-bit storage (create_pipeline and forward got different options)");
+        log_error(this, message);
+        return -1;
+    }
+
+    // Channel slices (one element, or one vec4 of an elempack-8 element),
+    // positions per slice and the distance between channel groups, as the
+    // CPU path reads them: dims 1 one position, dims 2 h groups of w.
+    const ncnn::VkMat& m = bottom_top_blob;
+    int groups;
+    int positions;
+    int group_stride;
+    if (m.dims == 1)
+    {
+        groups = m.w;
+        positions = 1;
+        group_stride = 1;
+    }
+    else if (m.dims == 2)
+    {
+        groups = m.h;
+        positions = m.w;
+        group_stride = m.w;
+    }
+    else
+    {
+        groups = m.c;
+        positions = m.w * m.h * (m.dims == 4 ? m.d : 1);
+        group_stride = (int)m.cstep;
+    }
+    const int slices = elempack == 8 ? groups * 2 : groups;
+    // The shader indexes elements (vec4s for elempack 8) with 32-bit ints.
+    if ((double)groups * (double)group_stride * (elempack == 8 ? 2 : 1) > 2147483647.0)
+    {
+        log_error(this, "input is too large for the Vulkan shader's 32-bit indices (more than 2^31 elements)");
+        return -1;
+    }
+
+    std::vector<ncnn::VkMat> bindings(2);
+    bindings[0] = bottom_top_blob;
+    bindings[1] = scale_data_gpu;
+
+    // One dispatch of ceil(positions / LOCAL_X) workgroups; a map of more
+    // than 65535 * 32 positions is split into several.
+    const int tiles = (positions + LOCAL_X - 1) / LOCAL_X;
+    for (int first = 0; first < tiles; first += MAX_GROUPS_X)
+    {
+        const int count = tiles - first < MAX_GROUPS_X ? tiles - first : MAX_GROUPS_X;
+        std::vector<ncnn::vk_constant_type> constants(4);
+        constants[0].i = slices;
+        constants[1].i = positions;
+        constants[2].i = group_stride;
+        constants[3].i = first;
+
+        ncnn::VkMat dispatcher;
+        dispatcher.w = count * LOCAL_X;
+        dispatcher.h = LOCAL_Y;
+        dispatcher.d = 1;
+        dispatcher.c = 1;
+        cmd.record_pipeline(pipeline, bindings, constants, dispatcher);
+    }
+    return 0;
+}
+#endif // NCNN_VULKAN
 
 ncnn::Layer* l2norm_layer_creator(void* /*userdata*/)
 {

@@ -11,6 +11,9 @@
 // a line) and prints machine-readable detections, in coordinates normalised
 // to [0, 1]: this is what ncnn-models/train/evaluate.py and tests/ssd.rs read.
 //
+// With --gpu the whole net, L2Norm included, runs on ncnn's Vulkan device 0
+// (an ncnn built with NCNN_VULKAN=ON; docs/vulkan.md).
+//
 // Built into the crate and started by `cargo run --release --bin ssd-demo`;
 // compile with -DSSD_DEMO_STANDALONE for a plain C++ main().
 
@@ -19,6 +22,10 @@
 #include "benchmark.h"
 #include "net.h"
 #include "platform.h"
+
+#if NCNN_VULKAN
+#include "gpu.h"
+#endif
 
 #include <algorithm>
 #include <stdio.h>
@@ -50,16 +57,18 @@ static void usage()
 {
     fprintf(stderr,
             "usage: ssd-demo [--models DIR] [--threads N] [--threshold T] [--no-packing] [--no-fp16-arithmetic]\n"
-            "                [--runs N] [image.png|.jpg] [annotated.png]\n"
+            "                [--gpu [--gpu-fp32]] [--runs N] [image.png|.jpg] [annotated.png]\n"
             "       ssd-demo [--models DIR] [--threads N] [--threshold T] [--no-packing] [--no-fp16-arithmetic]\n"
-            "                --eval LISTFILE\n"
+            "                [--gpu [--gpu-fp32]] --eval LISTFILE\n"
             "  image         default DIR/images/shapes_0.png\n"
             "  annotated.png default: --default-out PATH if given, else ssd-demo-out.png\n"
             "  --threshold   lowest score reported (default 0.5; 0 with --eval)\n"
             "  --runs        timed inference runs after one warm-up (default 10)\n"
             "  --eval        print normalised detections for each image path in LISTFILE\n"
             "  --no-fp16-arithmetic  compute in fp32 on CPUs with fp16 arithmetic (armv8.2+),\n"
-            "                where ncnn's default is to compute in fp16\n");
+            "                where ncnn's default is to compute in fp16\n"
+            "  --gpu         run the net on Vulkan (ncnn built with NCNN_VULKAN=ON, a Vulkan device)\n"
+            "  --gpu-fp32    with --gpu: fp32 blobs on the device (ncnn's default there is fp16)\n");
 }
 
 static bool parse_int(const char* s, int* out)
@@ -195,6 +204,8 @@ extern "C" int ssd_demo_main(int argc, char** argv)
     float threshold = -1.f;
     bool packing = true;
     bool fp16_arithmetic = true; // ncnn's default; it takes effect on armv8.2+ CPUs only
+    bool gpu = false;
+    bool gpu_fp32 = false;
     for (int i = 1; i < argc; i++)
     {
         const bool has_value = i + 1 < argc;
@@ -234,6 +245,10 @@ extern "C" int ssd_demo_main(int argc, char** argv)
             packing = false;
         else if (strcmp(argv[i], "--no-fp16-arithmetic") == 0)
             fp16_arithmetic = false;
+        else if (strcmp(argv[i], "--gpu") == 0)
+            gpu = true;
+        else if (strcmp(argv[i], "--gpu-fp32") == 0)
+            gpu_fp32 = true;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
         {
             usage();
@@ -261,6 +276,33 @@ extern "C" int ssd_demo_main(int argc, char** argv)
         net.opt.num_threads = threads;
     net.opt.use_packing_layout = packing;
     net.opt.use_fp16_arithmetic = fp16_arithmetic;
+    if (gpu_fp32 && !gpu)
+    {
+        fprintf(stderr, "ssd-demo: --gpu-fp32 needs --gpu\n");
+        return 2;
+    }
+    if (gpu)
+    {
+#if NCNN_VULKAN
+        if (ncnn::get_gpu_count() == 0)
+        {
+            fprintf(stderr, "ssd-demo: --gpu: ncnn found no Vulkan device (install a driver, e.g. Debian's mesa-vulkan-drivers + libvulkan1)\n");
+            return 1;
+        }
+        net.opt.use_vulkan_compute = true;
+        if (gpu_fp32)
+        {
+            net.opt.use_fp16_packed = false;
+            net.opt.use_fp16_storage = false;
+            net.opt.use_fp16_arithmetic = false;
+        }
+        // stderr: --eval's stdout stays machine-readable.
+        fprintf(stderr, "ssd-demo: on Vulkan device 0: %s (blobs: %s)\n", ncnn::get_gpu_info(0).device_name(), gpu_fp32 ? "fp32" : "ncnn's default, fp16 where the device has it");
+#else
+        fprintf(stderr, "ssd-demo: --gpu: this ncnn was built without Vulkan (NCNN_VULKAN=OFF); build with the vulkan configuration (docs/vulkan.md)\n");
+        return 2;
+#endif // NCNN_VULKAN
+    }
     ncnn_l2norm::register_l2norm(net);
 
     const std::string param = models + "/ssd_shapes.param";
@@ -309,8 +351,8 @@ extern "C" int ssd_demo_main(int argc, char** argv)
         printf("  %-8s %.4f  box %6.1f %6.1f %6.1f %6.1f\n", kClassNames[o.label], o.prob,
                o.x0 * bgr.cols, o.y0 * bgr.rows, o.x1 * bgr.cols, o.y1 * bgr.rows);
     }
-    printf("inference: %.3f ms median of %d runs, %d threads, packing %s\n", times[times.size() / 2], runs,
-           net.opt.num_threads, packing ? "on" : "off");
+    printf("inference: %.3f ms median of %d runs, %d threads, packing %s%s\n", times[times.size() / 2], runs,
+           net.opt.num_threads, packing ? "on" : "off", gpu ? ", on Vulkan" : "");
 
     cv::Mat annotated = annotate(bgr, objects);
     if (!cv::imwrite(out_path, annotated))

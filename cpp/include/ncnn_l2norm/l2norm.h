@@ -12,6 +12,12 @@
 // 3=channel_shared (int, 0), 10=weight shape (int array, as pnnx moduleop
 // writes it; supplies channels). A param of another type fails load_param.
 // Weights: raw fp32 in the .bin (a 1-D fp32 Mat from a ModelBin).
+//
+// With an ncnn built with NCNN_VULKAN=ON the layer also runs on the GPU
+// (support_vulkan): a net with opt.use_vulkan_compute keeps the blob on the
+// device around it. The shader is cpp/shaders/l2norm.comp, compiled at
+// create_pipeline by ncnn's own compiler; see docs/vulkan.md. With
+// NCNN_VULKAN off (ncnn's platform.h says so) those parts compile out.
 #pragma once
 
 #include "layer.h"
@@ -33,6 +39,18 @@ public:
     // A batched Mat (ncnn 20261020+, n > 1) is normalised item by item.
     virtual int forward_inplace(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt) const;
 
+#if NCNN_VULKAN
+    // Vulkan: the pipelines for elempack 1, 4 and 8, for fp32 blobs and for
+    // the 16-bit blobs opt asks for (a net without use_vulkan_compute
+    // creates none).
+    virtual int create_pipeline(const ncnn::Option& opt);
+    virtual int destroy_pipeline(const ncnn::Option& opt);
+    // The fp32 weights to the device, once.
+    virtual int upload_model(ncnn::VkTransfer& cmd, const ncnn::Option& opt);
+    // One dispatch on cmd (more only past 65535 workgroups); never waits.
+    virtual int forward_inplace(ncnn::VkMat& bottom_top_blob, ncnn::VkCompute& cmd, const ncnn::Option& opt) const;
+#endif // NCNN_VULKAN
+
 private:
     int forward_one(ncnn::Mat& bottom_top_blob, const ncnn::Option& opt) const;
 
@@ -47,6 +65,15 @@ public:
 
     // model
     ncnn::Mat scale_data; // fp32, channels values (1 if channel_shared)
+
+#if NCNN_VULKAN
+    ncnn::VkMat scale_data_gpu; // the same fp32 values on the device
+    // [0]: fp32 blobs; [1]: 16-bit blobs (fp16 or bf16, as create_pipeline's
+    // options say; 0 when they enable neither). Per elempack 1, 4, 8.
+    ncnn::Pipeline* pipeline_pack1[2];
+    ncnn::Pipeline* pipeline_pack4[2];
+    ncnn::Pipeline* pipeline_pack8[2];
+#endif // NCNN_VULKAN
 };
 
 // ncnn layer factory functions, for Net::register_custom_layer.
