@@ -76,10 +76,12 @@ static M batch_item(M& m, int, long)
     return m; // only reached with batch_count 1
 }
 
-static bridge::MatShape describe(const ncnn::Mat& m, int storage)
+// What Rust checks of a Mat or VkMat: its fields, dims 0 when it is empty.
+template<typename M>
+static bridge::MatShape describe_fields(const M& m, bool empty, int storage)
 {
     bridge::MatShape shape;
-    shape.dims = m.data ? m.dims : 0; // a Mat without data is empty, whatever its fields say
+    shape.dims = empty ? 0 : m.dims;
     shape.w = m.w;
     shape.h = m.h;
     shape.d = m.d;
@@ -90,6 +92,12 @@ static bridge::MatShape describe(const ncnn::Mat& m, int storage)
     shape.storage = storage;
     shape.n = batch_count(m, 0);
     return shape;
+}
+
+static bridge::MatShape describe(const ncnn::Mat& m, int storage)
+{
+    // A Mat without data is empty, whatever its fields say.
+    return describe_fields(m, !m.data, storage);
 }
 
 // The weights as fp32 values, only when the Mat is a 1-D fp32 vector: Rust
@@ -354,18 +362,7 @@ static int vulkan_storage(const ncnn::Option& opt)
 
 static bridge::MatShape describe(const ncnn::VkMat& m, int storage)
 {
-    bridge::MatShape shape;
-    shape.dims = m.empty() ? 0 : m.dims;
-    shape.w = m.w;
-    shape.h = m.h;
-    shape.d = m.d;
-    shape.c = m.c;
-    shape.elempack = m.elempack;
-    shape.elemsize = m.elemsize;
-    shape.cstep = m.cstep;
-    shape.storage = storage;
-    shape.n = batch_count(m, 0);
-    return shape;
+    return describe_fields(m, m.empty(), storage);
 }
 
 // The workgroup: LOCAL_X positions by LOCAL_Y channel slices, 128

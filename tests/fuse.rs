@@ -473,19 +473,6 @@ fn suggested(stderr: &str) -> Vec<String> {
     line.split_whitespace().skip(2).map(String::from).collect()
 }
 
-fn run_suggested(args: &[String]) -> (i32, String, String) {
-    let o = common::cpp::target_command(env!("CARGO_BIN_EXE_ncnn-l2norm"))
-        .arg("fuse")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
-}
-
 #[test]
 fn without_the_pnnx_param_lost_axes_are_refused_with_the_command_that_works() {
     // The opset 13 and dynamo models away from their .pnnx.param: refused,
@@ -523,7 +510,7 @@ fn without_the_pnnx_param_lost_axes_are_refused_with_the_command_that_works() {
             .map(|a| a.replace("DIR/", &format!("{}/", dir().display())))
             .collect();
         assert_eq!(args.len(), 6, "{args:?}");
-        let (code, stdout, stderr) = run_suggested(&args);
+        let (code, stdout, stderr) = common::fuse_cli(&args);
         assert_eq!(code, 0, "{}: {stderr}", fx.name);
         assert!(stdout.contains("no axes in the .param"), "{stdout}");
         let (pf, b) = load(&fx);

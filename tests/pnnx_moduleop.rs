@@ -348,20 +348,6 @@ fn unregistered_type_fails_load_param() {
     }
 }
 
-/// Runs `ncnn-l2norm fuse` with `args`; (exit code, stdout, stderr).
-fn fuse_cli(args: &[String]) -> (i32, String, String) {
-    let o = common::cpp::target_command(env!("CARGO_BIN_EXE_ncnn-l2norm"))
-        .arg("fuse")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
-}
-
 #[test]
 fn fuse_recognises_moduleop_layers_and_renames_them_for_the_default_registration() {
     // `ncnn-l2norm fuse` on a moduleop model: nothing to fuse, so it writes
@@ -380,7 +366,7 @@ fn fuse_recognises_moduleop_layers_and_renames_them_for_the_default_registration
             out("param"),
             out("bin"),
         ];
-        let (code, _, stderr) = fuse_cli(&args);
+        let (code, _, stderr) = common::fuse_cli(&args);
         assert_eq!(code, 1, "{}: {stderr}", fx.name);
         let ty = &fx.type_name;
         assert!(
@@ -400,7 +386,7 @@ fn fuse_recognises_moduleop_layers_and_renames_them_for_the_default_registration
         let suggested: Vec<String> = line.split_whitespace().skip(2).map(String::from).collect();
         assert_eq!(suggested[..4], args, "{line}");
         assert_eq!(suggested[4..], ["--moduleop"], "{line}");
-        let (code, stdout, stderr) = fuse_cli(&suggested);
+        let (code, stdout, stderr) = common::fuse_cli(&suggested);
         assert_eq!(code, 0, "{}: {stderr}", fx.name);
         assert!(stdout.contains("renamed to L2Norm"), "{stdout}");
 

@@ -470,3 +470,23 @@ pub fn fixture_blob(dir: &std::path::Path, fields: &[&str]) -> FixtureBlob {
         tensor,
     }
 }
+
+/// Runs the crate's `ncnn-l2norm fuse` with `args` (through the target's
+/// runner when cross-compiled): exit code, stdout, stderr.
+pub fn fuse_cli(args: &[String]) -> (i32, String, String) {
+    // Cargo sets the variable for integration tests; the fuzz crate, which
+    // also compiles this file, has no such binary and never calls this.
+    let Some(exe) = option_env!("CARGO_BIN_EXE_ncnn-l2norm") else {
+        panic!("fuse_cli runs only in this crate's integration tests");
+    };
+    let o = cpp::target_command(exe)
+        .arg("fuse")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
