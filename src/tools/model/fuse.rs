@@ -284,6 +284,35 @@ struct Match {
     channels: usize,
 }
 
+/// What a producing layer says when tracing a blob's channel count back.
+enum Trace {
+    /// It sets the count (`None`: not as a positive int).
+    Found(Option<usize>),
+    /// It keeps its input's count and shape: look at its first input.
+    Through,
+    /// Neither: the count is unknown.
+    Unknown,
+}
+
+/// Param `id` of `l` when it is a positive int.
+fn positive_int(l: &Layer, id: i32) -> Option<usize> {
+    l.int(id, 0).ok().filter(|&v| v > 0).map(|v| v as usize)
+}
+
+/// Whether `l` keeps its first input's channel count and number of dims,
+/// whatever its other params: elementwise layers, a scalar BinaryOp,
+/// pooling and padding of w and h only (they change w and h), `Normalize`.
+fn keeps_shape(l: &Layer) -> bool {
+    match l.ty.as_str() {
+        "Split" | "ReLU" | "Clip" | "Sigmoid" | "TanH" | "Dropout" | "UnaryOp" | "Swish"
+        | "HardSwish" | "HardSigmoid" | "Mish" | "ELU" | "SELU" | "GELU" | "Noop" | "AbsVal"
+        | "PReLU" | "BNLL" | "Pooling" | "Softplus" | "Normalize" => true,
+        "BinaryOp" => l.int(1, 0) == Ok(1),
+        "Padding" => l.int(7, 0) == Ok(0) && l.int(8, 0) == Ok(0),
+        _ => false,
+    }
+}
+
 struct Graph<'a> {
     pf: &'a ParamFile,
     bin: &'a [u8],
@@ -339,74 +368,73 @@ impl<'a> Graph<'a> {
         (self.layer(p).ty == "Split").then_some(p)
     }
 
-    /// Channel count of `blob` when the graph says it: the producing layer's
-    /// output count, looking through layers that keep the channel count.
-    fn channels_of(&self, blob: &str) -> Option<usize> {
+    /// Follows `blob` back to the layer that says its channel count: each
+    /// producer is asked `step`, and the walk goes on through the ones it
+    /// passes (at most 64 layers).
+    fn trace_channels(&self, blob: &str, step: impl Fn(&Layer) -> Trace) -> Option<usize> {
         let mut blob = blob;
         for _ in 0..64 {
             let l = self.layer(self.producer_of(blob));
-            let int = |id, d| l.int(id, d).ok().filter(|&v| v > 0).map(|v| v as usize);
-            match l.ty.as_str() {
-                "Convolution"
-                | "ConvolutionDepthWise"
-                | "Deconvolution"
-                | "DeconvolutionDepthWise"
-                | "Convolution1D"
-                | "ConvolutionDepthWise1D"
-                | "Deconvolution1D"
-                | "DeconvolutionDepthWise1D"
-                | "Convolution3D"
-                | "ConvolutionDepthWise3D"
-                | "Deconvolution3D"
-                | "DeconvolutionDepthWise3D"
-                | "DeformableConv2D"
-                | "InnerProduct"
-                | "BatchNorm"
-                | "InstanceNorm"
-                | "L2Norm" => return int(0, 0),
-                "Scale" | "Bias" => return int(0, 0),
-                "Normalize" if l.int(1, 0) == Ok(0) => return int(3, 0),
-                "Input" => return int(2, 0),
-                "Split" | "ReLU" | "Clip" | "Sigmoid" | "TanH" | "Dropout" | "UnaryOp"
-                | "Swish" | "HardSwish" | "HardSigmoid" | "Mish" | "ELU" | "SELU" | "GELU"
-                | "Noop" | "AbsVal" | "PReLU" | "BNLL" | "Pooling" | "Softplus" | "Normalize" => {}
-                "BinaryOp" if l.int(1, 0) == Ok(1) => {}
-                "Padding" if l.int(7, 0) == Ok(0) && l.int(8, 0) == Ok(0) => {}
-                _ => return None,
+            match step(l) {
+                Trace::Found(c) => return c,
+                Trace::Through => blob = l.bottoms.first()?,
+                Trace::Unknown => return None,
             }
-            blob = l.bottoms.first()?;
         }
         None
+    }
+
+    /// Channel count of `blob` when the graph says it: the producing layer's
+    /// output count, looking through layers that keep the channel count.
+    fn channels_of(&self, blob: &str) -> Option<usize> {
+        self.trace_channels(blob, |l| match l.ty.as_str() {
+            "Convolution"
+            | "ConvolutionDepthWise"
+            | "Deconvolution"
+            | "DeconvolutionDepthWise"
+            | "Convolution1D"
+            | "ConvolutionDepthWise1D"
+            | "Deconvolution1D"
+            | "DeconvolutionDepthWise1D"
+            | "Convolution3D"
+            | "ConvolutionDepthWise3D"
+            | "Deconvolution3D"
+            | "DeconvolutionDepthWise3D"
+            | "DeformableConv2D"
+            | "InnerProduct"
+            | "BatchNorm"
+            | "InstanceNorm"
+            | "L2Norm"
+            | "Scale"
+            | "Bias" => Trace::Found(positive_int(l, 0)),
+            "Normalize" if l.int(1, 0) == Ok(0) => Trace::Found(positive_int(l, 3)),
+            "Input" => Trace::Found(positive_int(l, 2)),
+            _ if keeps_shape(l) => Trace::Through,
+            _ => Trace::Unknown,
+        })
     }
 
     /// Channel count of `blob` when the graph shows it is a 3-D ncnn blob
     /// (w, h, c): written by a 2-D convolution, or an `Input` with w, h and
     /// c, looking through layers that keep the shape.
     fn channels_3d_of(&self, blob: &str) -> Option<usize> {
-        let mut blob = blob;
-        for _ in 0..64 {
-            let l = self.layer(self.producer_of(blob));
-            let int = |id, d| l.int(id, d).ok().filter(|&v| v > 0).map(|v| v as usize);
-            match l.ty.as_str() {
-                "Convolution"
-                | "ConvolutionDepthWise"
-                | "Deconvolution"
-                | "DeconvolutionDepthWise"
-                | "DeformableConv2D" => return int(0, 0),
-                "Input" if l.int(11, 0) == Ok(0) && int(0, 0).is_some() && int(1, 0).is_some() => {
-                    return int(2, 0)
-                }
-                "Split" | "ReLU" | "Clip" | "Sigmoid" | "TanH" | "Dropout" | "UnaryOp"
-                | "Swish" | "HardSwish" | "HardSigmoid" | "Mish" | "ELU" | "SELU" | "GELU"
-                | "Noop" | "AbsVal" | "PReLU" | "BNLL" | "Pooling" | "Softplus" | "Normalize"
-                | "BatchNorm" | "Scale" | "Bias" | "InstanceNorm" | "L2Norm" => {}
-                "BinaryOp" if l.int(1, 0) == Ok(1) => {}
-                "Padding" if l.int(7, 0) == Ok(0) && l.int(8, 0) == Ok(0) => {}
-                _ => return None,
+        self.trace_channels(blob, |l| match l.ty.as_str() {
+            "Convolution"
+            | "ConvolutionDepthWise"
+            | "Deconvolution"
+            | "DeconvolutionDepthWise"
+            | "DeformableConv2D" => Trace::Found(positive_int(l, 0)),
+            "Input"
+                if l.int(11, 0) == Ok(0)
+                    && positive_int(l, 0).is_some()
+                    && positive_int(l, 1).is_some() =>
+            {
+                Trace::Found(positive_int(l, 2))
             }
-            blob = l.bottoms.first()?;
-        }
-        None
+            "BatchNorm" | "Scale" | "Bias" | "InstanceNorm" | "L2Norm" => Trace::Through,
+            _ if keeps_shape(l) => Trace::Through,
+            _ => Trace::Unknown,
+        })
     }
 
     fn is_binary(&self, i: usize, op: i32, scalar: bool) -> bool {
