@@ -353,17 +353,25 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 fn cli(args: &[&Path], normalize: bool) -> (i32, String, String) {
-    let mut cmd = common::cpp::target_command(env!("CARGO_BIN_EXE_ncnn-l2norm"));
-    cmd.arg("fuse").args(args);
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(|p| p.as_os_str()).collect();
     if normalize {
-        cmd.arg("--normalize");
+        args.push("--normalize".as_ref());
     }
-    let o = cmd.output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
+    common::fuse_cli(&args)
+}
+
+/// Checks that `ncnn-l2norm fuse` wrote to `op`/`ob` exactly what `fuse`
+/// computes for `fx` with `normalize`.
+fn assert_wrote_what_fuse_computes(fx: &Fixture, op: &Path, ob: &Path, normalize: bool) {
+    let (pf, b) = load(fx);
+    let (want, want_bin, _) = fuse(&pf, &b, &opts(normalize), &files(fx)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(op).unwrap(),
+        want.to_text(),
+        "{}",
+        fx.name
+    );
+    assert_eq!(std::fs::read(ob).unwrap(), want_bin, "{}", fx.name);
 }
 
 #[test]
@@ -379,15 +387,7 @@ fn cli_writes_what_fuse_computes_and_refuses_as_the_manifest_says() {
                 let (code, stdout, stderr) = cli(&[&fx.param, &fx.bin, &op, &ob], normalize);
                 assert_eq!(code, 0, "{}: {stderr}", fx.name);
                 assert_eq!(stdout.matches("fused ").count(), n, "{stdout}");
-                let (pf, b) = load(&fx);
-                let (want, want_bin, _) = fuse(&pf, &b, &opts(normalize), &files(&fx)).unwrap();
-                assert_eq!(
-                    std::fs::read_to_string(&op).unwrap(),
-                    want.to_text(),
-                    "{}",
-                    fx.name
-                );
-                assert_eq!(std::fs::read(&ob).unwrap(), want_bin, "{}", fx.name);
+                assert_wrote_what_fuse_computes(&fx, &op, &ob, normalize);
             }
             Expect::Refuse(why) => {
                 let (code, stdout, stderr) = cli(&[&fx.param, &fx.bin, &op, &ob], false);
@@ -453,17 +453,6 @@ fn unfused_opset13_and_dynamo_models_are_wrong() {
 }
 
 /// Runs the CLI with extra arguments; (exit code, stdout, stderr).
-fn cli_with(args: &[&Path], extra: &[&str]) -> (i32, String, String) {
-    let mut cmd = common::cpp::target_command(env!("CARGO_BIN_EXE_ncnn-l2norm"));
-    cmd.arg("fuse").args(args).args(extra);
-    let o = cmd.output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
-}
-
 /// The `ncnn-l2norm fuse ...` command a refusal suggests, as arguments after `fuse`.
 fn suggested(stderr: &str) -> Vec<String> {
     let at = stderr
@@ -490,7 +479,7 @@ fn without_the_pnnx_param_lost_axes_are_refused_with_the_command_that_works() {
         std::fs::copy(&fx.param, &ip).unwrap();
         std::fs::copy(&fx.bin, &ib).unwrap();
         let (op, ob) = (d.join("out.param"), d.join("out.bin"));
-        let (code, _, stderr) = cli_with(&[&ip, &ib, &op, &ob], &[]);
+        let (code, _, stderr) = cli(&[&ip, &ib, &op, &ob], false);
         assert_eq!(code, 1, "{}: {stderr}", fx.name);
         assert!(
             stderr.contains("sums over no axis")
@@ -513,15 +502,7 @@ fn without_the_pnnx_param_lost_axes_are_refused_with_the_command_that_works() {
         let (code, stdout, stderr) = common::fuse_cli(&args);
         assert_eq!(code, 0, "{}: {stderr}", fx.name);
         assert!(stdout.contains("no axes in the .param"), "{stdout}");
-        let (pf, b) = load(&fx);
-        let (want, want_bin, _) = fuse(&pf, &b, &opts(false), &files(&fx)).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&op).unwrap(),
-            want.to_text(),
-            "{}",
-            fx.name
-        );
-        assert_eq!(std::fs::read(&ob).unwrap(), want_bin, "{}", fx.name);
+        assert_wrote_what_fuse_computes(&fx, &op, &ob, false);
         std::fs::remove_file(&op).unwrap();
         std::fs::remove_file(&ob).unwrap();
     }

@@ -473,7 +473,7 @@ pub fn fixture_blob(dir: &std::path::Path, fields: &[&str]) -> FixtureBlob {
 
 /// Runs the crate's `ncnn-l2norm fuse` with `args` (through the target's
 /// runner when cross-compiled): exit code, stdout, stderr.
-pub fn fuse_cli(args: &[String]) -> (i32, String, String) {
+pub fn fuse_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String) {
     // Cargo sets the variable for integration tests; the fuzz crate, which
     // also compiles this file, has no such binary and never calls this.
     let Some(exe) = option_env!("CARGO_BIN_EXE_ncnn-l2norm") else {
