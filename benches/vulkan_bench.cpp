@@ -17,6 +17,7 @@
 // Prints a markdown table naming the device. Exit 3 when ncnn has no device.
 
 #include "ncnn_l2norm/l2norm.h"
+#include "../tests/cpp/l2norm_cpu_only.h"
 
 #include "benchmark.h"
 #include "command.h"
@@ -28,25 +29,6 @@
 #include <string.h>
 #include <string>
 #include <vector>
-
-class L2NormCpuOnly : public ncnn_l2norm::L2Norm
-{
-public:
-    L2NormCpuOnly()
-    {
-        support_vulkan = false;
-    }
-};
-
-static ncnn::Layer* cpu_only_creator(void*)
-{
-    return new L2NormCpuOnly;
-}
-
-static void cpu_only_destroyer(ncnn::Layer* layer, void*)
-{
-    delete layer;
-}
 
 // Median milliseconds of `samples` runs of the one-layer net `layer_line`
 // (after two warm-ups) on the input tensor c x h x w.

@@ -17,6 +17,7 @@
 // tests/vulkan.rs.
 
 #include "ncnn_l2norm/l2norm.h"
+#include "l2norm_cpu_only.h"
 
 #include "command.h"
 #include "gpu.h"
@@ -497,27 +498,6 @@ static double relative_difference(const ncnn::Mat& a, const ncnn::Mat& b)
             worst = d > worst || isnan(d) ? d : worst;
         }
     return isnan(worst) ? 1e9 : worst;
-}
-
-// L2Norm without its Vulkan support: ncnn runs it on the CPU inside a GPU
-// net, moving the blob down and up around it (the fallback).
-class L2NormCpuOnly : public ncnn_l2norm::L2Norm
-{
-public:
-    L2NormCpuOnly()
-    {
-        support_vulkan = false;
-    }
-};
-
-static ncnn::Layer* cpu_only_creator(void*)
-{
-    return new L2NormCpuOnly;
-}
-
-static void cpu_only_destroyer(ncnn::Layer* layer, void*)
-{
-    delete layer;
 }
 
 // Conv (GPU) -> L2Norm (GPU) -> ReLU (GPU) -> L2NormCpu (the CPU, between
