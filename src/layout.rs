@@ -294,6 +294,30 @@ impl<'a, E: Element> TensorMut<'a, E> {
         }
     }
 
+    /// Every group's row for positions `p` at once, for loops over groups
+    /// that would otherwise check each row: group `g`'s row is the `(p.end -
+    /// p.start) · lanes` elements from `base + g · stride`, where `(base,
+    /// stride)` is the result. The pointers are the caller's to use for
+    /// `g < groups` while this view is borrowed; the views' rows do not
+    /// overlap, so each element has one owner.
+    ///
+    /// Panics if `p` lies outside this view (a kernel bug, never input-driven).
+    #[inline(always)]
+    pub(crate) fn rows(&mut self, p: Range<usize>) -> (*mut E, usize) {
+        assert!(
+            self.positions.start <= p.start && p.start <= p.end && p.end <= self.positions.end,
+            "rows {p:?} outside {:?} of {:?}",
+            self.positions,
+            self.layout
+        );
+        // `wrapping_add` keeps this safe code; the constructor's contract
+        // makes the result point into the tensor whenever a row is used.
+        (
+            self.ptr.wrapping_add(p.start * self.layout.lanes),
+            self.layout.group_stride,
+        )
+    }
+
     /// Group `g`'s values for positions `p`, `lanes` elements per position.
     ///
     /// Panics if `g` or `p` lie outside this view (a kernel bug, never input-driven).
