@@ -74,6 +74,16 @@ pub(crate) trait Vector: Copy {
     unsafe fn spread_eights(_f: &[Self; 2], _k: &mut [Self]) {
         unreachable!("only 16-lane vectors gather elempack-8 totals")
     }
+    /// Lane `i` (< W) in every lane.
+    #[inline(always)]
+    unsafe fn lane(self, i: usize) -> Self {
+        let mut buf = [0.0f32; 16];
+        // SAFETY: the caller keeps the trait's contract; buf holds 16 >= W floats.
+        unsafe {
+            self.store_acc(buf.as_mut_ptr());
+            Self::splat(buf[i])
+        }
+    }
     /// `lanes` floats at `p` (`lanes` < W, dividing W) repeated across the vector.
     unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self;
     /// Asks for the cache line holding `p` ahead of use. A hint: it never
@@ -283,10 +293,22 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
             // SAFETY: the CPU has V's instructions.
             unsafe { V::hsum8(a8, inv8) };
         }
-        norm.invert_at(t, p0, &mut inv[..NV]);
-        for (k, &inv) in k.iter_mut().zip(inv.iter()) {
-            // SAFETY: the CPU has V's instructions.
-            *k = unsafe { V::splat(inv) };
+        // SAFETY (all blocks): the CPU has V's instructions; inv holds
+        // 16 >= W floats.
+        let (low, high) = unsafe { (V::splat(norm.low()), V::splat(norm.high())) };
+        let sums = unsafe { V::load_acc(inv.as_ptr()) };
+        if NV == V::W && !unsafe { sums.any_outside(low, high) } {
+            // One vector of NV sums, all trusted: inverted at once and
+            // spread from registers, not through memory.
+            let f = unsafe { invert(sums, norm) };
+            for (i, k) in k.iter_mut().enumerate() {
+                *k = unsafe { f.lane(i) };
+            }
+        } else {
+            norm.invert_at(t, p0, &mut inv[..NV]);
+            for (k, &inv) in k.iter_mut().zip(inv.iter()) {
+                *k = unsafe { V::splat(inv) };
+            }
         }
     } else if let Some(totals) = eights {
         // Elempack 8 on 16-lane vectors: the tile's 32 positions reduce in

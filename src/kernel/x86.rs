@@ -112,6 +112,10 @@ impl Vector for V512 {
         V512(_mm512_fmadd_ps(self.0, self.0, acc.0))
     }
     #[inline(always)]
+    unsafe fn lane(self, i: usize) -> Self {
+        V512(_mm512_permutexvar_ps(_mm512_set1_epi32(i as i32), self.0))
+    }
+    #[inline(always)]
     unsafe fn load_pattern(p: *const f32, lanes: usize) -> Self {
         // SAFETY (all): exactly `lanes` floats at p are read.
         match lanes {
@@ -450,6 +454,10 @@ pub(crate) struct V256(__m256);
 
 impl Vector for V256 {
     const W: usize = 8;
+    #[inline(always)]
+    unsafe fn lane(self, i: usize) -> Self {
+        V256(_mm256_permutevar8x32_ps(self.0, _mm256_set1_epi32(i as i32)))
+    }
     #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         // SAFETY: PREFETCHT1 (SSE, which every x86-64 CPU has) reads nothing
