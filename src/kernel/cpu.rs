@@ -79,8 +79,10 @@ pub(crate) fn tile_bytes() -> usize {
 /// a 1 MiB Zen 4 L2. There, in three alternating runs against the same
 /// code without it (2026-12-07, machine lightly loaded), the median time
 /// fell to 0.76-0.98x on 512x64x64 and 256x150x150 in fp32 and fp16, 1
-/// and 2 threads, elempacks 1-16 (bf16 0.74-1.05x); the tensors below the
-/// threshold do not prefetch (a first try on 512x38x38 gained nothing).
+/// and 2 threads, elempacks 1-16 (bf16 0.74-1.05x). Below the threshold it
+/// hurts: 512x38x38 elempack 16 (2.96 MB, in L3) took 128-132 us with it
+/// against 74-75 without, the prefetches holding the miss buffers pass 2
+/// needs (docs/performance.md).
 /// 4 MiB if the L2 is unknown. Not measured on Intel; NEON and the portable
 /// path do not prefetch.
 pub(crate) fn prefetch_from_bytes() -> usize {
