@@ -480,6 +480,29 @@ fn known_values() {
 }
 
 #[test]
+fn tensors_larger_than_l2_match_the_reference() {
+    // Packed blobs of one position per vector larger than L2 run the
+    // pipelined walk on AVX-512 (pass 2 of one tile beside pass 1 of the
+    // next): 512x37x37 elempack 16 is 2.8 MB, beyond any L2 this crate has
+    // met, its group stride (87,616 bytes) no multiple of 4 KiB, and 1369
+    // positions leave one past the last whole tile. Ordinary values in
+    // every storage type, then positions of every magnitude in f32's range
+    // so that the exact path runs inside the walk; 1024x19x19 too (361
+    // positions, 23,104-byte stride).
+    use Magnitude::*;
+    let mut rng = Rng::new(13);
+    for (w, h, channels) in [(37, 37, 512usize), (19, 19, 1024)] {
+        let view = MatView::dims3(w, h, (channels / 16) as i32, 16);
+        let p = params(channels, 1e-10, EpsMode::Add, false);
+        check(view, &p, &mut rng, "larger than L2");
+        let data = extreme_values(&view, &mut rng, &[Ordinary, Huge, Ordinary, Tiny, OneHuge]);
+        let p = params(channels, 0.0, EpsMode::Max, false);
+        let weights = rng.vec(p.weight_count(), -30.0, 30.0);
+        check_f32_range(view, &p, &weights, &data, "larger than L2, extreme");
+    }
+}
+
+#[test]
 fn chunks_partition_positions_and_match_whole_run() {
     let mut rng = Rng::new(6);
     for (w, h, channels, elempack) in [

@@ -22,6 +22,10 @@ use crate::params::EpsMode;
 /// `lanes` floats for `load_pattern`) of its type.
 pub(crate) trait Vector: Copy {
     const W: usize;
+    /// Whether this type takes the pipelined walk ([`tiles_pipelined`]) for
+    /// packed blobs of one position per vector where `cpu::pipelines` says
+    /// it pays: measured on AVX-512 only.
+    const PIPELINES: bool = false;
     unsafe fn splat(x: f32) -> Self;
     unsafe fn load_acc(p: *const f32) -> Self;
     unsafe fn store_acc(self, p: *mut f32);
@@ -195,6 +199,10 @@ pub(crate) unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
     let prefetch = layout.channels() * layout.positions * std::mem::size_of::<E>()
         >= super::cpu::prefetch_from_bytes();
     let mut p0 = range.start;
+    if V::PIPELINES && lanes == V::W && super::cpu::pipelines(&layout, std::mem::size_of::<E>()) {
+        // SAFETY: the CPU has V's instructions; the tiles lie in `range`.
+        p0 = unsafe { tiles_pipelined::<E, V>(t, p0, range.end, scale, norm) };
+    }
     // Widest tiles first, then narrower ones for what is left.
     macro_rules! tiles_of {
         ($nv:literal) => {
@@ -426,6 +434,117 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
             }
         }
     }
+}
+
+/// Tiles of 4 vectors per row (one position per vector: `lanes == W`) from position `p0` for as long as whole tiles fit before
+/// `end`, pipelined: one walk over the groups does pass 2 of a tile and
+/// pass 1 of the next, so the next tile's loads from L3 or memory are in
+/// flight while the current tile is scaled from L1, where separate passes
+/// wait for them with nothing else to do. Returns where the whole tiles
+/// end. The same arithmetic as [`tile`], position by position.
+///
+/// The tiles are narrow so that two of them stay in L1 (4 vectors × 512
+/// channels: 8 KiB each); see `cpu::pipelines` for when this pays.
+///
+/// # Safety
+/// The CPU supports `V`'s instructions; `lanes == W`; `p0..end` lies
+/// within `t`'s positions.
+#[inline(always)]
+unsafe fn tiles_pipelined<E: Element, V: Io<E>>(
+    t: &mut TensorMut<'_, E>,
+    p0: usize,
+    end: usize,
+    scale: Scale<'_>,
+    norm: Norm,
+) -> usize {
+    const NV: usize = 4;
+    let layout = *t.layout();
+    let count = (end - p0) / NV;
+    if count == 0 {
+        return p0;
+    }
+    let (base, stride) = t.rows(p0..p0 + count * NV);
+    // Tile i's row of group g (a macro, not a closure: see the module's note).
+    macro_rules! row {
+        ($i:expr, $g:expr) => {
+            base.wrapping_add($g * stride + $i * NV * V::W)
+        };
+    }
+    // SAFETY (all blocks): the CPU has V's instructions (this function's
+    // contract); tile i < count and group g < groups lie within the rows
+    // `rows` returned, each NV·W elements long.
+    let zero = unsafe { V::splat(0.0) };
+    let mut a = [zero; NV];
+    for g in 0..layout.groups {
+        let x = row!(0, g).cast_const();
+        for (u, a) in a.iter_mut().enumerate() {
+            *a = unsafe { V::square_add_at(x.add(u * V::W), *a) };
+        }
+    }
+    for i in 0..count {
+        let k = unsafe { factors_of_positions::<NV, E, V>(t, p0 + i * NV, &a, norm) };
+        a = [zero; NV];
+        let next = i + 1 < count;
+        for g in 0..layout.groups {
+            if next {
+                let y = row!(i + 1, g).cast_const();
+                for (u, a) in a.iter_mut().enumerate() {
+                    *a = unsafe { V::square_add_at(y.add(u * V::W), *a) };
+                }
+            }
+            let w = unsafe { weight_vectors::<V>(scale, g, layout.lanes) }[0];
+            let x = row!(i, g);
+            for (u, k) in k.iter().enumerate() {
+                unsafe {
+                    let f = k.mul(w);
+                    V::load(x.add(u * V::W)).mul(f).store(x.add(u * V::W));
+                }
+            }
+        }
+    }
+    p0 + count * NV
+}
+
+/// The factors of `NV` (< 16) positions of one vector each, from their
+/// sums of squares `a`, each spread over its vector: as [`tile`] computes
+/// them for 16 (the same reduction tree, padded with zero vectors, and the
+/// same inversion), taking the exact path where a sum is untrusted.
+///
+/// # Safety
+/// The CPU supports `V`'s instructions; `lanes == W`; positions `p0..p0 +
+/// NV` lie within `t`'s.
+#[inline(always)]
+unsafe fn factors_of_positions<const NV: usize, E: Element, V: Io<E>>(
+    t: &mut TensorMut<'_, E>,
+    p0: usize,
+    a: &[V; NV],
+    norm: Norm,
+) -> [V; NV] {
+    // SAFETY (all blocks): the CPU has V's instructions (this function's
+    // contract); the arrays hold 16 >= W floats.
+    let zero = unsafe { V::splat(0.0) };
+    let mut v16 = [zero; 16];
+    v16[..NV].copy_from_slice(a);
+    let mut inv = [0.0f32; 16];
+    unsafe { V::hsum16(&v16, &mut inv) };
+    // The padding's sums are 0, untrusted where eps cannot swamp them:
+    // 1 in those lanes, so only the tile's own sums decide.
+    inv[NV..].fill(1.0);
+    let (low, high) = unsafe { (V::splat(norm.low()), V::splat(norm.high())) };
+    let sums = unsafe { V::load_acc(inv.as_ptr()) };
+    let mut k = [zero; NV];
+    if NV <= V::W && !unsafe { sums.any_outside(low, high) } {
+        let f = unsafe { invert(sums, norm) };
+        for (i, k) in k.iter_mut().enumerate() {
+            *k = unsafe { f.lane(i) };
+        }
+    } else {
+        norm.invert_at(t, p0, &mut inv[..NV]);
+        for (k, &inv) in k.iter_mut().zip(inv.iter()) {
+            *k = unsafe { V::splat(inv) };
+        }
+    }
+    k
 }
 
 /// The last positions of a walk, `q0..q1`, fewer than one vector's worth

@@ -90,6 +90,32 @@ pub(crate) fn prefetch_from_bytes() -> usize {
     *FROM.get_or_init(|| CpuInfo::get().l2_bytes.map_or(4 << 20, |l2| 4 * l2))
 }
 
+/// Whether the register-blocked walk pipelines its tiles (`blocked::
+/// tiles_pipelined`: pass 2 of one tile in the same walk over the groups as
+/// pass 1 of the next) for a packed blob of one position per vector, with
+/// `elem`-byte elements. On the Zen 4 where it was measured (2026-12-07,
+/// docs/performance.md) it pays for tensors larger than L2, which pass 1
+/// reads from L3 or memory: 512x38x38 elempack 16 took 0.77x the time of
+/// separate passes. It loses where rows lie a multiple of 4 KiB apart
+/// (512x64x64: 1.7x): they all fall in the same L1 sets, so two tiles no
+/// longer stay in L1. `NCNN_L2NORM_PIPELINE=0` turns it off and `=1` on
+/// for every tensor, to measure one against the other.
+pub(crate) fn pipelines(layout: &crate::layout::ChannelLayout, elem: usize) -> bool {
+    static ASKED: OnceLock<Option<bool>> = OnceLock::new();
+    let asked = *ASKED.get_or_init(|| match std::env::var("NCNN_L2NORM_PIPELINE").as_deref() {
+        Ok("0") => Some(false),
+        Ok("1") => Some(true),
+        _ => None,
+    });
+    if let Some(asked) = asked {
+        return asked;
+    }
+    let l2 = CpuInfo::get().l2_bytes.unwrap_or(1 << 20);
+    let bytes = layout.channels() * layout.positions * elem;
+    let stride = layout.group_stride * elem;
+    bytes > l2 && !stride.is_multiple_of(4096)
+}
+
 /// Tensors below this many bytes stay in L2 between calls (x86's choice of
 /// AVX2 over AVX-512 for unpacked rows rests on it, `Forward::run_on`):
 /// four fifths of L2, 1 MiB on the 1.25 MiB L2 it was measured on as a

@@ -85,6 +85,7 @@ pub(crate) struct V512(__m512);
 
 impl Vector for V512 {
     const W: usize = 16;
+    const PIPELINES: bool = true;
     #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         // SAFETY: PREFETCHT1 (SSE, which every x86-64 CPU has) reads nothing
