@@ -691,6 +691,81 @@ fn the_fhm_path_matches_plain_neon_bit_for_bit() {
 /// larger, packed or bf16 ones; the portable path for a path the CPU lacks
 /// and for elempacks that do not divide 16.
 #[test]
+fn the_bf16_path_matches_plain_avx512_bit_for_bit() {
+    // `avx512f+bf16` narrows bf16 results with `vcvtneps2bf16`, claimed to
+    // round exactly as the integer code of plain AVX-512 does, with the
+    // subnormal results it would flush sent through that code instead.
+    // Random values meet about one rounding tie in 65,536 elements; eps 1
+    // in the Max mode leaves factors of 1, so subnormal inputs give
+    // subnormal results; NaNs (with payloads) and infinities come through.
+    if !Isa::available().contains(&Isa::Avx512Bf16) {
+        println!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    let mut rng = Rng::new(23);
+    let specials = [
+        f32::from_bits(0x0000_0001),
+        f32::from_bits(0x8040_8000),
+        f32::from_bits(0x007f_ffff),
+        f32::from_bits(0x7fc1_2345),
+        f32::from_bits(0xff80_0001),
+        f32::INFINITY,
+        f32::MAX,
+        0.0,
+        -0.0,
+        1e-39,
+    ];
+    for (w, h, channels, elempack) in [
+        (38, 38, 512usize, 1usize),
+        (38, 38, 512, 4),
+        (38, 38, 512, 8),
+        (38, 38, 512, 16),
+        (19, 19, 1024, 16),
+        (5, 3, 3, 1),
+        (7, 1, 24, 8),
+        (11, 13, 64, 16),
+    ] {
+        let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32)
+            .with_16bit_storage();
+        let layout = view.layout(Storage::BF16).unwrap();
+        for (m, (mode, eps)) in [(EpsMode::Add, 1e-10), (EpsMode::Max, 1.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let p = params(channels, eps, mode, false);
+            let weights = rng.vec(channels, -30.0, 30.0);
+            let forward = Forward::new::<BF16>(&view, &p, &weights).unwrap();
+            let mut data: Vec<BF16> = rng
+                .vec(layout.min_len, -4.0, 4.0)
+                .into_iter()
+                .map(BF16::from_f32)
+                .collect();
+            for (i, x) in data.iter_mut().enumerate().skip(m).step_by(89) {
+                *x = BF16::from_f32(specials[i % specials.len()]);
+            }
+            let mut plain = data.clone();
+            forward.run_on(
+                Isa::Avx512,
+                &mut TensorMut::from_slice(&mut plain, layout).unwrap(),
+            );
+            forward.run_on(
+                Isa::Avx512Bf16,
+                &mut TensorMut::from_slice(&mut data, layout).unwrap(),
+            );
+            for (i, (a, b)) in plain.iter().zip(&data).enumerate() {
+                assert!(
+                    a.0 == b.0,
+                    "{w}x{h}x{channels} elempack {elempack} {mode:?}: element {i} is {:#06x} \
+                     on avx512f, {:#06x} on avx512f+bf16",
+                    a.0,
+                    b.0
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn path_on_names_the_path_run_on_takes() {
     let available = Isa::available();
     let weights = vec![1.0f32; 512];
@@ -710,9 +785,16 @@ fn path_on_names_the_path_run_on_takes() {
         }
     };
     let best = *available.last().unwrap();
+    // AVX512_BF16 changes only bf16 storage: fp32 and fp16 run plain AVX-512.
+    let best_not_bf16 = if best == Isa::Avx512Bf16 {
+        Isa::Avx512
+    } else {
+        best
+    };
     // 512 channels at elempack 1 of 512x38x38 are 2.8 MiB, beyond any L2 here.
-    assert_eq!(path(38, 38, 1, Storage::F32, best), best);
-    assert_eq!(path(38, 38, 8, Storage::F16, best), best);
+    assert_eq!(path(38, 38, 1, Storage::F32, best), best_not_bf16);
+    assert_eq!(path(38, 38, 8, Storage::F16, best), best_not_bf16);
+    assert_eq!(path(38, 38, 8, Storage::BF16, best), best);
     let p = L2NormParams::new(3 * 512).unwrap();
     let w3 = vec![1.0f32; 3 * 512];
     let odd = Forward::new::<f32>(&MatView::dims3(2, 2, 512, 3), &p, &w3).unwrap();
@@ -726,6 +808,11 @@ fn path_on_names_the_path_run_on_takes() {
             assert_eq!(path(4, 4, 1, Storage::F16, Isa::Avx512), Isa::Avx2);
             assert_eq!(path(4, 4, 1, Storage::BF16, Isa::Avx512), Isa::Avx512);
             assert_eq!(path(4, 4, 16, Storage::F32, Isa::Avx512), Isa::Avx512);
+        }
+        if available.contains(&Isa::Avx512Bf16) {
+            assert_eq!(path(4, 4, 1, Storage::BF16, Isa::Avx512Bf16), Isa::Avx512Bf16);
+            assert_eq!(path(4, 4, 1, Storage::F32, Isa::Avx512Bf16), Isa::Avx2);
+            assert_eq!(path(38, 38, 16, Storage::F16, Isa::Avx512Bf16), Isa::Avx512);
         }
     }
 }

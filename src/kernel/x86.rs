@@ -60,6 +60,17 @@ isa!(
         && is_x86_feature_detected!("f16c")
 );
 isa!(
+    Avx512Bf16,
+    V512<true>,
+    16,
+    normalize_avx512_bf16,
+    "avx512f,avx512bf16,fma,f16c",
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bf16")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+);
+isa!(
     Avx2,
     V256,
     8,
@@ -81,9 +92,11 @@ isa!(
 // ---------------------------------------------------------------- AVX-512F
 
 #[derive(Clone, Copy)]
-pub(crate) struct V512(__m512);
+/// `BF16`: the CPU has AVX512_BF16, whose `vcvtneps2bf16` narrows to bf16
+/// (see `Io<BF16>`); everything else is the same.
+pub(crate) struct V512<const BF16: bool = false>(__m512);
 
-impl Vector for V512 {
+impl<const B: bool> Vector for V512<B> {
     const W: usize = 16;
     const PIPELINES: bool = true;
     #[inline(always)]
@@ -305,7 +318,7 @@ impl Vector for V512 {
     }
 }
 
-impl Io<f32> for V512 {
+impl<const B: bool> Io<f32> for V512<B> {
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
         // SAFETY: the caller keeps the trait's contract: the CPU has these
@@ -403,7 +416,7 @@ impl Io<f32> for V512 {
     }
 }
 
-impl Io<F16> for V512 {
+impl<const B: bool> Io<F16> for V512<B> {
     #[inline(always)]
     unsafe fn load(p: *const F16) -> Self {
         // SAFETY: the caller keeps the trait's contract: the CPU has these
@@ -419,7 +432,7 @@ impl Io<F16> for V512 {
     }
 }
 
-impl Io<BF16> for V512 {
+impl<const B: bool> Io<BF16> for V512<B> {
     #[inline(always)]
     unsafe fn load(p: *const BF16) -> Self {
         // SAFETY: the caller keeps the trait's contract: the CPU has these
@@ -431,9 +444,25 @@ impl Io<BF16> for V512 {
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut BF16) {
+        let bits = _mm512_castps_si512(self.0);
+        if B {
+            // AVX512_BF16's `vcvtneps2bf16` rounds exactly as below (to
+            // nearest even, NaNs truncated with the quiet bit set) except
+            // that it flushes subnormals to zero: those lanes (exponent 0,
+            // mantissa not) take the integer path, which rounds them.
+            let exponent_0 = _mm512_testn_epi32_mask(bits, _mm512_set1_epi32(0x7f80_0000));
+            let mantissa = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x007f_ffff));
+            if exponent_0 & mantissa == 0 {
+                // SAFETY: `V512<true>` runs only under the entry point
+                // enabling AVX512_BF16 (`Avx512Bf16`'s token); the caller
+                // keeps the trait's contract: `p` is valid for the W
+                // elements accessed.
+                unsafe { _mm256_storeu_si256(p.cast(), narrow_bf16(self.0)) };
+                return;
+            }
+        }
         // Round to nearest even: add 0x7fff plus the lowest kept bit; NaNs
         // keep their top bits with the quiet bit set.
-        let bits = _mm512_castps_si512(self.0);
         let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
         let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(
             bits,
@@ -446,6 +475,30 @@ impl Io<BF16> for V512 {
         // instructions and `p` is valid for the W elements accessed.
         unsafe { _mm256_storeu_si256(p.cast(), h) }
     }
+}
+
+/// `vcvtneps2bf16`: `x` narrowed to bf16, rounded to nearest even, NaNs
+/// truncated with the quiet bit set, subnormals flushed to zero. Written
+/// as `asm!` so as not to depend on the Rust release that made the
+/// intrinsic stable.
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX512_BF16.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+unsafe fn narrow_bf16(x: __m512) -> __m256i {
+    let h: __m256i;
+    // SAFETY: the CPU has the instruction (this function's contract); it
+    // reads and writes only these registers.
+    unsafe {
+        std::arch::asm!(
+            "vcvtneps2bf16 {h}, {x}",
+            h = lateout(ymm_reg) h,
+            x = in(zmm_reg) x,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    h
 }
 
 // ---------------------------------------------------------- AVX2 + FMA + F16C
@@ -899,7 +952,7 @@ mod tests {
                     2 * i + 1
                 );
             }
-            let f = [
+            let f: [V512; 2] = [
                 V512::load_acc(x.as_ptr()),
                 V512::load_acc(x.as_ptr().add(16)),
             ];

@@ -85,8 +85,10 @@ void l2norm_layer_destroyer(ncnn::Layer* layer, void* userdata);
 // allowed and replaces ncnn's layer in this net; that is logged once.
 int register_l2norm(ncnn::Net& net, const char* type = "L2Norm");
 
-// The kernel's code path on this CPU: "avx512f", "avx2+fma+f16c", "sse2" or
-// "portable" (NCNN_L2NORM_ISA=portable|sse2|avx2|avx512 caps it).
+// The kernel's code path on this CPU: "avx512f+bf16" (AVX-512 with
+// AVX512_BF16, which changes only bf16 storage), "avx512f", "avx2+fma+f16c",
+// "sse2", "neon+fhm", "neon" or "portable"
+// (NCNN_L2NORM_ISA=portable|sse2|avx2|avx512|avx512+bf16|neon|neon+fhm caps it).
 std::string kernel_isa();
 
 } // namespace ncnn_l2norm
