@@ -301,20 +301,13 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
             // SAFETY: the CPU has V's instructions.
             unsafe { V::hsum8(a8, inv8) };
         }
-        // SAFETY (all blocks): the CPU has V's instructions; inv holds
-        // 16 >= W floats.
-        let (low, high) = unsafe { (V::splat(norm.low()), V::splat(norm.high())) };
-        let sums = unsafe { V::load_acc(inv.as_ptr()) };
-        if NV == V::W && !unsafe { sums.any_outside(low, high) } {
-            // One vector of NV sums, all trusted: inverted at once and
-            // spread from registers, not through memory.
-            let f = unsafe { invert(sums, norm) };
-            for (i, k) in k.iter_mut().enumerate() {
-                *k = unsafe { f.lane(i) };
-            }
+        if NV == V::W {
+            // SAFETY: the CPU has V's instructions; the tile's positions lie in `t`.
+            k = unsafe { factors_from_sums::<NV, E, V>(t, p0, &mut inv, norm) };
         } else {
             norm.invert_at(t, p0, &mut inv[..NV]);
             for (k, &inv) in k.iter_mut().zip(inv.iter()) {
+                // SAFETY: the CPU has V's instructions.
                 *k = unsafe { V::splat(inv) };
             }
         }
@@ -436,7 +429,8 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     }
 }
 
-/// Tiles of 4 vectors per row (one position per vector: `lanes == W`) from position `p0` for as long as whole tiles fit before
+/// Tiles of 4 vectors per row of a packed blob of one position per vector
+/// (`lanes == W`) from position `p0` for as long as whole tiles fit before
 /// `end`, pipelined: one walk over the groups does pass 2 of a tile and
 /// pass 1 of the next, so the next tile's loads from L3 or memory are in
 /// flight while the current tile is scaled from L1, where separate passes
@@ -492,6 +486,7 @@ unsafe fn tiles_pipelined<E: Element, V: Io<E>>(
                     *a = unsafe { V::square_add_at(y.add(u * V::W), *a) };
                 }
             }
+            // lanes == W: every vector of the row meets the same weights.
             let w = unsafe { weight_vectors::<V>(scale, g, layout.lanes) }[0];
             let x = row!(i, g);
             for (u, k) in k.iter().enumerate() {
@@ -507,8 +502,8 @@ unsafe fn tiles_pipelined<E: Element, V: Io<E>>(
 
 /// The factors of `NV` (< 16) positions of one vector each, from their
 /// sums of squares `a`, each spread over its vector: as [`tile`] computes
-/// them for 16 (the same reduction tree, padded with zero vectors, and the
-/// same inversion), taking the exact path where a sum is untrusted.
+/// them for 16 (the same reduction tree, padded with zero vectors, and
+/// [`factors_from_sums`]).
 ///
 /// # Safety
 /// The CPU supports `V`'s instructions; `lanes == W`; positions `p0..p0 +
@@ -520,29 +515,50 @@ unsafe fn factors_of_positions<const NV: usize, E: Element, V: Io<E>>(
     a: &[V; NV],
     norm: Norm,
 ) -> [V; NV] {
-    // SAFETY (all blocks): the CPU has V's instructions (this function's
-    // contract); the arrays hold 16 >= W floats.
-    let zero = unsafe { V::splat(0.0) };
-    let mut v16 = [zero; 16];
+    // SAFETY (both blocks): the CPU has V's instructions (this function's
+    // contract).
+    let mut v16 = [unsafe { V::splat(0.0) }; 16];
     v16[..NV].copy_from_slice(a);
     let mut inv = [0.0f32; 16];
     unsafe { V::hsum16(&v16, &mut inv) };
-    // The padding's sums are 0, untrusted where eps cannot swamp them:
-    // 1 in those lanes, so only the tile's own sums decide.
     inv[NV..].fill(1.0);
-    let (low, high) = unsafe { (V::splat(norm.low()), V::splat(norm.high())) };
-    let sums = unsafe { V::load_acc(inv.as_ptr()) };
-    let mut k = [zero; NV];
-    if NV <= V::W && !unsafe { sums.any_outside(low, high) } {
-        let f = unsafe { invert(sums, norm) };
-        for (i, k) in k.iter_mut().enumerate() {
-            *k = unsafe { f.lane(i) };
+    unsafe { factors_from_sums::<NV, E, V>(t, p0, &mut inv, norm) }
+}
+
+/// The factors of `NV` positions, from their sums of squares `inv[..NV]`
+/// (the other entries 1, a sum every usable eps trusts), one position per
+/// vector: as one vector inverted and spread from registers when `NV <=
+/// W` and every sum is trusted, else through [`Norm::invert_at`], which
+/// takes the exact path for the untrusted ones. The same factors either
+/// way.
+///
+/// # Safety
+/// The CPU supports `V`'s instructions; positions `p0..p0 + NV` lie within
+/// `t`'s.
+#[inline(always)]
+unsafe fn factors_from_sums<const NV: usize, E: Element, V: Io<E>>(
+    t: &mut TensorMut<'_, E>,
+    p0: usize,
+    inv: &mut [f32; 16],
+    norm: Norm,
+) -> [V; NV] {
+    // SAFETY (all blocks): the CPU has V's instructions (this function's
+    // contract); inv holds 16 >= W floats.
+    let mut k = [unsafe { V::splat(0.0) }; NV];
+    if NV <= V::W {
+        let (low, high) = unsafe { (V::splat(norm.low()), V::splat(norm.high())) };
+        let sums = unsafe { V::load_acc(inv.as_ptr()) };
+        if !unsafe { sums.any_outside(low, high) } {
+            let f = unsafe { invert(sums, norm) };
+            for (i, k) in k.iter_mut().enumerate() {
+                *k = unsafe { f.lane(i) };
+            }
+            return k;
         }
-    } else {
-        norm.invert_at(t, p0, &mut inv[..NV]);
-        for (k, &inv) in k.iter_mut().zip(inv.iter()) {
-            *k = unsafe { V::splat(inv) };
-        }
+    }
+    norm.invert_at(t, p0, &mut inv[..NV]);
+    for (k, &inv) in k.iter_mut().zip(inv.iter()) {
+        *k = unsafe { V::splat(inv) };
     }
     k
 }
