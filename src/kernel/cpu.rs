@@ -41,13 +41,20 @@ impl CpuInfo {
         INFO.get_or_init(read)
     }
 
-    /// AMD Zen 4 (family 0x19 with AVX-512) executes each 512-bit
-    /// instruction as two 256-bit halves (AMD's Software Optimization
-    /// Guide for family 19h); Intel's AVX-512 cores and Zen 5 have full
-    /// 512-bit units. Recorded for the benchmarks; no choice rests on it
-    /// yet (docs/performance.md).
+    /// AMD Zen 4 (family 0x19 with AVX-512; Zen 3, the same family, has
+    /// none) executes each 512-bit instruction as two 256-bit halves (AMD's
+    /// Software Optimization Guide for family 19h); Intel's AVX-512 cores
+    /// and Zen 5 have full 512-bit units. Printed with the CPU, so every
+    /// benchmark result records it. No choice rests on it: on the Zen 4
+    /// measured (2026-12-07) AVX2 ran slower than AVX-512 on every tensor
+    /// above L2, and within 7% either way on L2-resident unpacked ones,
+    /// where the kernel takes AVX2 as on Intel (docs/performance.md).
     pub fn avx512_in_halves(&self) -> bool {
-        self.vendor == "AuthenticAMD" && self.family == 0x19
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        self.vendor == "AuthenticAMD" && self.family == 0x19 && avx512
     }
 }
 
@@ -138,7 +145,7 @@ fn size(bytes: Option<usize>) -> String {
 
 impl fmt::Display for CpuInfo {
     /// `AMD EPYC (AuthenticAMD family 0x19 model 0x11); L1d 32 KiB, L2 1
-    /// MiB per core, L3 32 MiB`.
+    /// MiB per core, L3 32 MiB; AVX-512 in 256-bit halves`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}", self.brand, self.vendor)?;
         if self.family != 0 {
@@ -150,7 +157,11 @@ impl fmt::Display for CpuInfo {
             size(self.l1d_bytes),
             size(self.l2_bytes),
             size(self.l3_bytes)
-        )
+        )?;
+        if self.avx512_in_halves() {
+            write!(f, "; AVX-512 in 256-bit halves")?;
+        }
+        Ok(())
     }
 }
 
