@@ -22,9 +22,9 @@ use crate::params::EpsMode;
 /// `lanes` floats for `load_pattern`) of its type.
 pub(crate) trait Vector: Copy {
     const W: usize;
-    /// Whether this type takes the pipelined walk ([`tiles_pipelined`]) for
-    /// packed blobs of one position per vector where `cpu::pipelines` says
-    /// it pays: measured on AVX-512 only.
+    /// Whether this type takes the pipelined walks ([`tiles_pipelined`],
+    /// [`tiles_lookahead`]) for packed blobs of one position per vector
+    /// where `cpu::walk` says they pay: measured on AVX-512 only.
     const PIPELINES: bool = false;
     unsafe fn splat(x: f32) -> Self;
     unsafe fn load_acc(p: *const f32) -> Self;
@@ -199,9 +199,18 @@ pub(crate) unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
     let prefetch = layout.channels() * layout.positions * std::mem::size_of::<E>()
         >= super::cpu::prefetch_from_bytes();
     let mut p0 = range.start;
-    if V::PIPELINES && lanes == V::W && super::cpu::pipelines(&layout, std::mem::size_of::<E>()) {
-        // SAFETY: the CPU has V's instructions; the tiles lie in `range`.
-        p0 = unsafe { tiles_pipelined::<E, V>(t, p0, range.end, scale, norm) };
+    if V::PIPELINES && lanes == V::W {
+        // SAFETY (both arms): the CPU has V's instructions; lanes == W; the
+        // tiles lie in `range`.
+        match super::cpu::walk(&layout, std::mem::size_of::<E>()) {
+            super::cpu::Walk::Pipelined => {
+                p0 = unsafe { tiles_pipelined::<E, V>(t, p0, range.end, scale, norm) };
+            }
+            super::cpu::Walk::LookAhead => {
+                p0 = unsafe { tiles_lookahead::<16, E, V>(t, p0, range.end, scale, norm) };
+            }
+            super::cpu::Walk::Separate => {}
+        }
     }
     // Widest tiles first, then narrower ones for what is left.
     macro_rules! tiles_of {
@@ -486,6 +495,76 @@ unsafe fn tiles_pipelined<E: Element, V: Io<E>>(
                     *a = unsafe { V::square_add_at(y.add(u * V::W), *a) };
                 }
             }
+            // lanes == W: every vector of the row meets the same weights.
+            let w = unsafe { weight_vectors::<V>(scale, g, layout.lanes) }[0];
+            let x = row!(i, g);
+            for (u, k) in k.iter().enumerate() {
+                unsafe {
+                    let f = k.mul(w);
+                    V::load(x.add(u * V::W)).mul(f).store(x.add(u * V::W));
+                }
+            }
+        }
+    }
+    p0 + count * NV
+}
+
+/// Tiles of `NV` vectors per row of a packed blob of one position per
+/// vector (`lanes == W`) from `p0` while whole tiles fit before `end`,
+/// with pass 1 of the next tile between a tile's factors and its pass 2:
+/// the reduction and inversion, a chain of dependent steps, then run
+/// beside loads and sums that do not wait for them, where in [`tile`] pass
+/// 2 waits for the chain with nothing else to do (a tile's pass 2 fills
+/// the out-of-order window before the next tile's loads can start). For
+/// tensors in L2, where the chain, not memory, is what a tile waits for;
+/// see `cpu::walk`. Returns where the whole tiles end. The same arithmetic
+/// as [`tile`], position by position.
+///
+/// # Safety
+/// As for [`tiles_pipelined`].
+#[inline(always)]
+unsafe fn tiles_lookahead<const NV: usize, E: Element, V: Io<E>>(
+    t: &mut TensorMut<'_, E>,
+    p0: usize,
+    end: usize,
+    scale: Scale<'_>,
+    norm: Norm,
+) -> usize {
+    let layout = *t.layout();
+    let count = (end - p0) / NV;
+    if count == 0 {
+        return p0;
+    }
+    let (base, stride) = t.rows(p0..p0 + count * NV);
+    // Tile i's row of group g (a macro, not a closure: see the module's note).
+    macro_rules! row {
+        ($i:expr, $g:expr) => {
+            base.wrapping_add($g * stride + $i * NV * V::W)
+        };
+    }
+    // SAFETY (all blocks): the CPU has V's instructions (this function's
+    // contract); tile i < count and group g < groups lie within the rows
+    // `rows` returned, each NV·W elements long.
+    let zero = unsafe { V::splat(0.0) };
+    let mut a = [zero; NV];
+    for g in 0..layout.groups {
+        let x = row!(0, g).cast_const();
+        for (u, a) in a.iter_mut().enumerate() {
+            *a = unsafe { V::square_add_at(x.add(u * V::W), *a) };
+        }
+    }
+    for i in 0..count {
+        let k = unsafe { factors_of_positions::<NV, E, V>(t, p0 + i * NV, &a, norm) };
+        a = [zero; NV];
+        if i + 1 < count {
+            for g in 0..layout.groups {
+                let y = row!(i + 1, g).cast_const();
+                for (u, a) in a.iter_mut().enumerate() {
+                    *a = unsafe { V::square_add_at(y.add(u * V::W), *a) };
+                }
+            }
+        }
+        for g in (0..layout.groups).rev() {
             // lanes == W: every vector of the row meets the same weights.
             let w = unsafe { weight_vectors::<V>(scale, g, layout.lanes) }[0];
             let x = row!(i, g);

@@ -97,21 +97,35 @@ pub(crate) fn prefetch_from_bytes() -> usize {
     *FROM.get_or_init(|| CpuInfo::get().l2_bytes.map_or(4 << 20, |l2| 4 * l2))
 }
 
-/// Whether the register-blocked walk pipelines its tiles (`blocked::
-/// tiles_pipelined`: pass 2 of one tile in the same walk over the groups as
-/// pass 1 of the next) for a packed blob of one position per vector, with
-/// `elem`-byte elements. On the Zen 4 where it was measured (2026-12-07,
-/// docs/performance.md) it pays for tensors larger than L2, which pass 1
-/// reads from L3 or memory: 512x38x38 elempack 16 took 0.77x the time of
-/// separate passes. It loses where rows lie a multiple of 4 KiB apart
-/// (512x64x64: 1.7x): they all fall in the same L1 sets, so two tiles no
-/// longer stay in L1. `NCNN_L2NORM_PIPELINE=0` turns it off and `=1` on
-/// for every tensor, to measure one against the other.
-pub(crate) fn pipelines(layout: &crate::layout::ChannelLayout, elem: usize) -> bool {
-    static ASKED: OnceLock<Option<bool>> = OnceLock::new();
+/// How the register-blocked walk orders a packed blob of one position per
+/// vector with `elem`-byte elements (`blocked::normalize_blocked`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Each tile's pass 1, factors and pass 2 in turn (`blocked::tile`).
+    Separate,
+    /// Pass 2 of one tile in the same walk over the groups as pass 1 of the
+    /// next (`blocked::tiles_pipelined`): for tensors larger than L2, whose
+    /// loads from L3 or memory then overlap the scaling. On the Zen 4 where
+    /// it was measured (2026-12-07, docs/performance.md) 512x38x38 elempack
+    /// 16 took 0.77x the time of separate passes. It loses where rows lie a
+    /// multiple of 4 KiB apart (512x64x64: 1.7x): they all fall in the same
+    /// L1 sets, so two tiles no longer stay in L1.
+    Pipelined,
+    /// Pass 1 of the next tile between a tile's factors and its pass 2
+    /// (`blocked::tiles_lookahead`): for tensors in L2, whose tiles wait for
+    /// the reduction, not for memory. There, 64x19x19 elempack 16 took
+    /// 0.72x the time of separate passes, 64x16x16 0.69x, 256x19x19 0.88x.
+    LookAhead,
+}
+
+/// The walk for a packed blob of one position per vector (see [`Walk`]).
+/// `NCNN_L2NORM_PIPELINE=0` asks for separate passes and `=1` for the
+/// pipelined walk on every tensor, to measure one against the other.
+pub(crate) fn walk(layout: &crate::layout::ChannelLayout, elem: usize) -> Walk {
+    static ASKED: OnceLock<Option<Walk>> = OnceLock::new();
     let asked = *ASKED.get_or_init(|| match std::env::var("NCNN_L2NORM_PIPELINE").as_deref() {
-        Ok("0") => Some(false),
-        Ok("1") => Some(true),
+        Ok("0") => Some(Walk::Separate),
+        Ok("1") => Some(Walk::Pipelined),
         _ => None,
     });
     if let Some(asked) = asked {
@@ -119,8 +133,13 @@ pub(crate) fn pipelines(layout: &crate::layout::ChannelLayout, elem: usize) -> b
     }
     let l2 = CpuInfo::get().l2_bytes.unwrap_or(1 << 20);
     let bytes = layout.channels() * layout.positions * elem;
-    let stride = layout.group_stride * elem;
-    bytes > l2 && !stride.is_multiple_of(4096)
+    if bytes <= l2 {
+        Walk::LookAhead
+    } else if !(layout.group_stride * elem).is_multiple_of(4096) {
+        Walk::Pipelined
+    } else {
+        Walk::Separate
+    }
 }
 
 /// Tensors below this many bytes stay in L2 between calls (x86's choice of
