@@ -22,8 +22,8 @@ use crate::params::EpsMode;
 /// `lanes` floats for `load_pattern`) of its type.
 pub(crate) trait Vector: Copy {
     const W: usize;
-    /// Whether this type takes the pipelined walks ([`tiles_pipelined`],
-    /// [`tiles_lookahead`]) for packed blobs of one position per vector
+    /// Whether this type takes the walks that run a tile's pass 1 ahead
+    /// ([`tiles_ahead`]) for packed blobs of one position per vector
     /// where `cpu::walk` says they pay: measured on AVX-512 only.
     const PIPELINES: bool = false;
     unsafe fn splat(x: f32) -> Self;
@@ -204,10 +204,10 @@ pub(crate) unsafe fn normalize_blocked<const U: usize, E: Element, V: Io<E>>(
         // tiles lie in `range`.
         match super::cpu::walk(&layout, std::mem::size_of::<E>()) {
             super::cpu::Walk::Pipelined => {
-                p0 = unsafe { tiles_pipelined::<E, V>(t, p0, range.end, scale, norm) };
+                p0 = unsafe { tiles_ahead::<4, true, E, V>(t, p0, range.end, scale, norm) };
             }
             super::cpu::Walk::LookAhead => {
-                p0 = unsafe { tiles_lookahead::<16, E, V>(t, p0, range.end, scale, norm) };
+                p0 = unsafe { tiles_ahead::<16, false, E, V>(t, p0, range.end, scale, norm) };
             }
             super::cpu::Walk::Separate => {}
         }
@@ -438,141 +438,94 @@ unsafe fn tile<const NV: usize, E: Element, V: Io<E>>(
     }
 }
 
-/// Tiles of 4 vectors per row of a packed blob of one position per vector
-/// (`lanes == W`) from position `p0` for as long as whole tiles fit before
-/// `end`, pipelined: one walk over the groups does pass 2 of a tile and
-/// pass 1 of the next, so the next tile's loads from L3 or memory are in
-/// flight while the current tile is scaled from L1, where separate passes
-/// wait for them with nothing else to do. Returns where the whole tiles
-/// end. The same arithmetic as [`tile`], position by position.
+/// Tiles of `NV` vectors per row of a packed blob of one position per
+/// vector (`lanes == W`) from position `p0` for as long as whole tiles fit
+/// before `end`, each tile's pass 1 run ahead of the previous tile's pass
+/// 2, so that what one tile waits for overlaps work that does not wait.
+/// Returns where the whole tiles end. The same arithmetic as [`tile`],
+/// position by position. `cpu::walk` says which form pays where:
 ///
-/// The tiles are narrow so that two of them stay in L1 (4 vectors × 512
-/// channels: 8 KiB each); see `cpu::pipelines` for when this pays.
+/// * `INTERLEAVED` (`cpu::Walk::Pipelined`, tensors larger than L2): one
+///   walk over the groups does pass 2 of a tile and pass 1 of the next, so
+///   the next tile's loads from L3 or memory are in flight while the
+///   current tile is scaled from L1, where separate passes wait for them
+///   with nothing else to do. Tiles of 4 vectors, so that two stay in L1
+///   (4 vectors × 512 channels of fp32: 8 KiB each).
+/// * not (`cpu::Walk::LookAhead`, tensors in L2): pass 1 of the next tile
+///   whole between a tile's factors and its pass 2. The reduction and
+///   inversion, a chain of dependent steps, then run beside loads and sums
+///   that do not wait for them; in [`tile`] pass 2 waits for the chain,
+///   its stores filling the out-of-order window before the next tile's
+///   loads can start. Tiles of 16 vectors.
 ///
 /// # Safety
 /// The CPU supports `V`'s instructions; `lanes == W`; `p0..end` lies
 /// within `t`'s positions.
 #[inline(always)]
-unsafe fn tiles_pipelined<E: Element, V: Io<E>>(
+unsafe fn tiles_ahead<const NV: usize, const INTERLEAVED: bool, E: Element, V: Io<E>>(
     t: &mut TensorMut<'_, E>,
     p0: usize,
     end: usize,
     scale: Scale<'_>,
     norm: Norm,
 ) -> usize {
-    const NV: usize = 4;
     let layout = *t.layout();
     let count = (end - p0) / NV;
     if count == 0 {
         return p0;
     }
     let (base, stride) = t.rows(p0..p0 + count * NV);
-    // Tile i's row of group g (a macro, not a closure: see the module's note).
-    macro_rules! row {
-        ($i:expr, $g:expr) => {
-            base.wrapping_add($g * stride + $i * NV * V::W)
+    // Macros, not closures (see the module's note). SAFETY (all blocks in
+    // this function): the CPU has V's instructions (this function's
+    // contract); tile $i < count and group $g < groups lie within the rows
+    // `rows` returned, each NV·W elements long.
+    // Pass 1 of tile $i over group $g's row, into `a`.
+    macro_rules! sum_row {
+        ($a:ident, $i:expr, $g:expr) => {
+            let x = base.wrapping_add($g * stride + $i * NV * V::W).cast_const();
+            for (u, a) in $a.iter_mut().enumerate() {
+                *a = unsafe { V::square_add_at(x.add(u * V::W), *a) };
+            }
         };
     }
-    // SAFETY (all blocks): the CPU has V's instructions (this function's
-    // contract); tile i < count and group g < groups lie within the rows
-    // `rows` returned, each NV·W elements long.
+    // Pass 2 of tile $i over group $g's row, with factors `k`.
+    macro_rules! scale_row {
+        ($k:ident, $i:expr, $g:expr) => {
+            // lanes == W: every vector of the row meets the same weights.
+            let w = unsafe { weight_vectors::<V>(scale, $g, layout.lanes) }[0];
+            let x = base.wrapping_add($g * stride + $i * NV * V::W);
+            for (u, k) in $k.iter().enumerate() {
+                unsafe {
+                    let f = k.mul(w);
+                    V::load(x.add(u * V::W)).mul(f).store(x.add(u * V::W));
+                }
+            }
+        };
+    }
     let zero = unsafe { V::splat(0.0) };
     let mut a = [zero; NV];
     for g in 0..layout.groups {
-        let x = row!(0, g).cast_const();
-        for (u, a) in a.iter_mut().enumerate() {
-            *a = unsafe { V::square_add_at(x.add(u * V::W), *a) };
-        }
+        sum_row!(a, 0, g);
     }
     for i in 0..count {
         let k = unsafe { factors_of_positions::<NV, E, V>(t, p0 + i * NV, &a, norm) };
         a = [zero; NV];
         let next = i + 1 < count;
-        for g in 0..layout.groups {
-            if next {
-                let y = row!(i + 1, g).cast_const();
-                for (u, a) in a.iter_mut().enumerate() {
-                    *a = unsafe { V::square_add_at(y.add(u * V::W), *a) };
-                }
-            }
-            // lanes == W: every vector of the row meets the same weights.
-            let w = unsafe { weight_vectors::<V>(scale, g, layout.lanes) }[0];
-            let x = row!(i, g);
-            for (u, k) in k.iter().enumerate() {
-                unsafe {
-                    let f = k.mul(w);
-                    V::load(x.add(u * V::W)).mul(f).store(x.add(u * V::W));
-                }
-            }
-        }
-    }
-    p0 + count * NV
-}
-
-/// Tiles of `NV` vectors per row of a packed blob of one position per
-/// vector (`lanes == W`) from `p0` while whole tiles fit before `end`,
-/// with pass 1 of the next tile between a tile's factors and its pass 2:
-/// the reduction and inversion, a chain of dependent steps, then run
-/// beside loads and sums that do not wait for them, where in [`tile`] pass
-/// 2 waits for the chain with nothing else to do (a tile's pass 2 fills
-/// the out-of-order window before the next tile's loads can start). For
-/// tensors in L2, where the chain, not memory, is what a tile waits for;
-/// see `cpu::walk`. Returns where the whole tiles end. The same arithmetic
-/// as [`tile`], position by position.
-///
-/// # Safety
-/// As for [`tiles_pipelined`].
-#[inline(always)]
-unsafe fn tiles_lookahead<const NV: usize, E: Element, V: Io<E>>(
-    t: &mut TensorMut<'_, E>,
-    p0: usize,
-    end: usize,
-    scale: Scale<'_>,
-    norm: Norm,
-) -> usize {
-    let layout = *t.layout();
-    let count = (end - p0) / NV;
-    if count == 0 {
-        return p0;
-    }
-    let (base, stride) = t.rows(p0..p0 + count * NV);
-    // Tile i's row of group g (a macro, not a closure: see the module's note).
-    macro_rules! row {
-        ($i:expr, $g:expr) => {
-            base.wrapping_add($g * stride + $i * NV * V::W)
-        };
-    }
-    // SAFETY (all blocks): the CPU has V's instructions (this function's
-    // contract); tile i < count and group g < groups lie within the rows
-    // `rows` returned, each NV·W elements long.
-    let zero = unsafe { V::splat(0.0) };
-    let mut a = [zero; NV];
-    for g in 0..layout.groups {
-        let x = row!(0, g).cast_const();
-        for (u, a) in a.iter_mut().enumerate() {
-            *a = unsafe { V::square_add_at(x.add(u * V::W), *a) };
-        }
-    }
-    for i in 0..count {
-        let k = unsafe { factors_of_positions::<NV, E, V>(t, p0 + i * NV, &a, norm) };
-        a = [zero; NV];
-        if i + 1 < count {
+        if INTERLEAVED {
             for g in 0..layout.groups {
-                let y = row!(i + 1, g).cast_const();
-                for (u, a) in a.iter_mut().enumerate() {
-                    *a = unsafe { V::square_add_at(y.add(u * V::W), *a) };
+                if next {
+                    sum_row!(a, i + 1, g);
+                }
+                scale_row!(k, i, g);
+            }
+        } else {
+            if next {
+                for g in 0..layout.groups {
+                    sum_row!(a, i + 1, g);
                 }
             }
-        }
-        for g in (0..layout.groups).rev() {
-            // lanes == W: every vector of the row meets the same weights.
-            let w = unsafe { weight_vectors::<V>(scale, g, layout.lanes) }[0];
-            let x = row!(i, g);
-            for (u, k) in k.iter().enumerate() {
-                unsafe {
-                    let f = k.mul(w);
-                    V::load(x.add(u * V::W)).mul(f).store(x.add(u * V::W));
-                }
+            for g in (0..layout.groups).rev() {
+                scale_row!(k, i, g);
             }
         }
     }
