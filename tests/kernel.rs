@@ -621,6 +621,34 @@ fn this_machine_runs_its_best_path() {
     }
 }
 
+/// Runs `forward` over `data` on path `a` and on path `b` and asserts
+/// that every element comes out as the same bits (`bits` of each), except
+/// that with `any_nan` two NaNs match whatever their payloads.
+fn assert_paths_agree<E: Element>(
+    forward: &Forward,
+    data: &[E],
+    (a, b): (Isa, Isa),
+    bits: fn(&E) -> u16,
+    any_nan: bool,
+    what: &str,
+) {
+    let layout = *forward.layout();
+    let (mut on_a, mut on_b) = (data.to_vec(), data.to_vec());
+    forward.run_on(a, &mut TensorMut::from_slice(&mut on_a, layout).unwrap());
+    forward.run_on(b, &mut TensorMut::from_slice(&mut on_b, layout).unwrap());
+    for (i, (x, y)) in on_a.iter().zip(&on_b).enumerate() {
+        let nan = any_nan && x.to_f32().is_nan() && y.to_f32().is_nan();
+        assert!(
+            bits(x) == bits(y) || nan,
+            "{what}: element {i} is {:#06x} on {}, {:#06x} on {}",
+            bits(x),
+            a.name(),
+            bits(y),
+            b.name()
+        );
+    }
+}
+
 /// FEAT_FHM's pass 1 (`fmlal`: halves squared exactly, added with one
 /// rounding) is claimed to give bit for bit what the plain NEON path's
 /// `fcvtl` then `fmla` give, so fp16 results must be identical on every
@@ -662,34 +690,13 @@ fn the_fhm_path_matches_plain_neon_bit_for_bit() {
             for (i, x) in data.iter_mut().enumerate().skip(m).step_by(97) {
                 *x = F16(specials[i % specials.len()]);
             }
-            let mut neon = data.clone();
-            forward.run_on(
-                Isa::Neon,
-                &mut TensorMut::from_slice(&mut neon, layout).unwrap(),
-            );
-            forward.run_on(
-                Isa::NeonFhm,
-                &mut TensorMut::from_slice(&mut data, layout).unwrap(),
-            );
-            for (i, (a, b)) in neon.iter().zip(&data).enumerate() {
-                let nan = a.to_f32().is_nan() && b.to_f32().is_nan();
-                assert!(
-                    a == b || nan,
-                    "{w}x{h}x{channels} elempack {elempack} {mode:?}: element {i} is {:#06x} \
-                     on neon, {:#06x} on neon+fhm",
-                    a.0,
-                    b.0
-                );
-            }
+            let what = format!("{w}x{h}x{channels} elempack {elempack} {mode:?}");
+            let paths = (Isa::Neon, Isa::NeonFhm);
+            assert_paths_agree(&forward, &data, paths, |x| x.0, true, &what);
         }
     }
 }
 
-/// `path_on` names the path `run_on` takes, which the benchmarks record:
-/// on a CPU with AVX-512 and AVX2, AVX2 for unpacked fp32 and fp16 tensors
-/// that stay in L2 (four fifths of the L2 the CPU reports), AVX-512 for
-/// larger, packed or bf16 ones; the portable path for a path the CPU lacks
-/// and for elempacks that do not divide 16.
 #[test]
 fn the_bf16_path_matches_plain_avx512_bit_for_bit() {
     // `avx512f+bf16` narrows bf16 results with `vcvtneps2bf16`, claimed to
@@ -743,28 +750,18 @@ fn the_bf16_path_matches_plain_avx512_bit_for_bit() {
             for (i, x) in data.iter_mut().enumerate().skip(m).step_by(89) {
                 *x = BF16::from_f32(specials[i % specials.len()]);
             }
-            let mut plain = data.clone();
-            forward.run_on(
-                Isa::Avx512,
-                &mut TensorMut::from_slice(&mut plain, layout).unwrap(),
-            );
-            forward.run_on(
-                Isa::Avx512Bf16,
-                &mut TensorMut::from_slice(&mut data, layout).unwrap(),
-            );
-            for (i, (a, b)) in plain.iter().zip(&data).enumerate() {
-                assert!(
-                    a.0 == b.0,
-                    "{w}x{h}x{channels} elempack {elempack} {mode:?}: element {i} is {:#06x} \
-                     on avx512f, {:#06x} on avx512f+bf16",
-                    a.0,
-                    b.0
-                );
-            }
+            let what = format!("{w}x{h}x{channels} elempack {elempack} {mode:?}");
+            let paths = (Isa::Avx512, Isa::Avx512Bf16);
+            assert_paths_agree(&forward, &data, paths, |x| x.0, false, &what);
         }
     }
 }
 
+/// `path_on` names the path `run_on` takes, which the benchmarks record:
+/// on a CPU with AVX-512 and AVX2, AVX2 for unpacked fp32 and fp16 tensors
+/// that stay in L2 (four fifths of the L2 the CPU reports), AVX-512 for
+/// larger, packed or bf16 ones; the portable path for a path the CPU lacks
+/// and for elempacks that do not divide 16.
 #[test]
 fn path_on_names_the_path_run_on_takes() {
     let available = Isa::available();
