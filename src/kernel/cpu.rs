@@ -103,18 +103,19 @@ pub(crate) fn prefetch_from_bytes() -> usize {
 pub(crate) enum Walk {
     /// Each tile's pass 1, factors and pass 2 in turn (`blocked::tile`).
     Separate,
-    /// Pass 2 of one tile in the same walk over the groups as pass 1 of the
-    /// next (`blocked::tiles_ahead`, interleaved): for tensors larger than L2, whose
-    /// loads from L3 or memory then overlap the scaling. On the Zen 4 where
-    /// it was measured (2026-12-07, docs/performance.md) 512x38x38 elempack
-    /// 16 took 0.77x the time of separate passes. It loses where rows lie a
-    /// multiple of 4 KiB apart (512x64x64: 1.7x): they all fall in the same
-    /// L1 sets, so two tiles no longer stay in L1.
+    /// Pass 2 of one tile in the same walk over the groups as pass 1 of
+    /// the next (`blocked::tiles_ahead`, interleaved): for tensors larger
+    /// than L2, whose loads from L3 or memory then overlap the scaling. On
+    /// the Zen 4 where it was measured (2026-12-07, docs/performance.md)
+    /// 512x38x38 elempack 16 took 0.77x the time of separate passes. It
+    /// loses where rows lie a multiple of 4 KiB apart (512x64x64: 1.7x):
+    /// they all fall in the same L1 sets, so two tiles no longer stay in L1.
     Pipelined,
     /// Pass 1 of the next tile between a tile's factors and its pass 2
-    /// (`blocked::tiles_ahead`, not interleaved): for tensors in L2, whose tiles wait for
-    /// the reduction, not for memory. There, 64x19x19 elempack 16 took
-    /// 0.72x the time of separate passes, 64x16x16 0.69x, 256x19x19 0.88x.
+    /// (`blocked::tiles_ahead`, not interleaved): for tensors in L2, whose
+    /// tiles wait for the reduction, not for memory. There, 64x19x19
+    /// elempack 16 took 0.72x the time of separate passes, 64x16x16 0.69x,
+    /// 256x19x19 0.88x.
     LookAhead,
 }
 

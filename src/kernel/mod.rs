@@ -114,8 +114,8 @@ impl Isa {
 
     /// The path the layer uses: the best this CPU has, or the one named by
     /// `NCNN_L2NORM_ISA` (`portable`, `neon`, `neon+fhm`, `sse2`, `avx2`,
-    /// `avx512`, `avx512+bf16`), capped at what the CPU has: the best available path that
-    /// does not come after it. So `avx512` on an aarch64 CPU runs the best
+    /// `avx512`, `avx512+bf16`), capped at what the CPU has: the best
+    /// available path that does not come after it. So `avx512` on an aarch64 CPU runs the best
     /// NEON path, and `neon` on x86-64 runs `portable` (the 128-bit path it
     /// has). Decided once per process.
     pub fn selected() -> Isa {
