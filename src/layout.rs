@@ -297,9 +297,9 @@ impl<'a, E: Element> TensorMut<'a, E> {
     /// Every group's row for positions `p` at once, for loops over groups
     /// that would otherwise check each row: group `g`'s row is the `(p.end -
     /// p.start) · lanes` elements from `base + g · stride`, where `(base,
-    /// stride)` is the result. The pointers are the caller's to use for
-    /// `g < groups` while this view is borrowed; the views' rows do not
-    /// overlap, so each element has one owner.
+    /// stride)` is the result. Raw pointers, valid for the rows of groups
+    /// `g < groups` at positions `p` while this view lives; the caller
+    /// keeps to those rows and uses no other access to them meanwhile.
     ///
     /// Panics if `p` lies outside this view (a kernel bug, never input-driven).
     #[inline(always)]
