@@ -807,7 +807,10 @@ fn path_on_names_the_path_run_on_takes() {
             assert_eq!(path(4, 4, 16, Storage::F32, Isa::Avx512), Isa::Avx512);
         }
         if available.contains(&Isa::Avx512Bf16) {
-            assert_eq!(path(4, 4, 1, Storage::BF16, Isa::Avx512Bf16), Isa::Avx512Bf16);
+            assert_eq!(
+                path(4, 4, 1, Storage::BF16, Isa::Avx512Bf16),
+                Isa::Avx512Bf16
+            );
             assert_eq!(path(4, 4, 1, Storage::F32, Isa::Avx512Bf16), Isa::Avx2);
             assert_eq!(path(38, 38, 16, Storage::F16, Isa::Avx512Bf16), Isa::Avx512);
         }

@@ -510,7 +510,10 @@ impl Vector for V256 {
     const W: usize = 8;
     #[inline(always)]
     unsafe fn lane(self, i: usize) -> Self {
-        V256(_mm256_permutevar8x32_ps(self.0, _mm256_set1_epi32(i as i32)))
+        V256(_mm256_permutevar8x32_ps(
+            self.0,
+            _mm256_set1_epi32(i as i32),
+        ))
     }
     #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
