@@ -621,31 +621,55 @@ fn this_machine_runs_its_best_path() {
     }
 }
 
-/// Runs `forward` over `data` on path `a` and on path `b` and asserts
-/// that every element comes out as the same bits (`bits` of each), except
-/// that with `any_nan` two NaNs match whatever their payloads.
+/// Two paths claimed to give the same bits for 16-bit storage `E`: for
+/// every shape `(w, h, channels, elempack)` and every `(mode, eps)` case,
+/// random values in ±4 with the `specials` at every `step`-th element
+/// (starting at the case's index), run on path `a` and on path `b`; every
+/// element must come out as the same bits (`bits` of each), except that
+/// with `any_nan` two NaNs match whatever their payloads.
+#[allow(clippy::too_many_arguments)]
 fn assert_paths_agree<E: Element>(
-    forward: &Forward,
-    data: &[E],
+    rng: &mut Rng,
+    shapes: &[(i32, i32, usize, usize)],
+    cases: &[(EpsMode, f32)],
+    specials: &[E],
+    step: usize,
     (a, b): (Isa, Isa),
     bits: fn(&E) -> u16,
     any_nan: bool,
-    what: &str,
 ) {
-    let layout = *forward.layout();
-    let (mut on_a, mut on_b) = (data.to_vec(), data.to_vec());
-    forward.run_on(a, &mut TensorMut::from_slice(&mut on_a, layout).unwrap());
-    forward.run_on(b, &mut TensorMut::from_slice(&mut on_b, layout).unwrap());
-    for (i, (x, y)) in on_a.iter().zip(&on_b).enumerate() {
-        let nan = any_nan && x.to_f32().is_nan() && y.to_f32().is_nan();
-        assert!(
-            bits(x) == bits(y) || nan,
-            "{what}: element {i} is {:#06x} on {}, {:#06x} on {}",
-            bits(x),
-            a.name(),
-            bits(y),
-            b.name()
-        );
+    for &(w, h, channels, elempack) in shapes {
+        let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32)
+            .with_16bit_storage();
+        let layout = view.layout(E::STORAGE).unwrap();
+        for (m, &(mode, eps)) in cases.iter().enumerate() {
+            let p = params(channels, eps, mode, false);
+            let weights = rng.vec(channels, -30.0, 30.0);
+            let forward = Forward::new::<E>(&view, &p, &weights).unwrap();
+            let mut data: Vec<E> = rng
+                .vec(layout.min_len, -4.0, 4.0)
+                .into_iter()
+                .map(E::from_f32)
+                .collect();
+            for (i, x) in data.iter_mut().enumerate().skip(m).step_by(step) {
+                *x = specials[i % specials.len()];
+            }
+            let (mut on_a, mut on_b) = (data.clone(), data);
+            forward.run_on(a, &mut TensorMut::from_slice(&mut on_a, layout).unwrap());
+            forward.run_on(b, &mut TensorMut::from_slice(&mut on_b, layout).unwrap());
+            for (i, (x, y)) in on_a.iter().zip(&on_b).enumerate() {
+                let nan = any_nan && x.to_f32().is_nan() && y.to_f32().is_nan();
+                assert!(
+                    bits(x) == bits(y) || nan,
+                    "{w}x{h}x{channels} elempack {elempack} {mode:?}: element {i} is \
+                     {:#06x} on {}, {:#06x} on {}",
+                    bits(x),
+                    a.name(),
+                    bits(y),
+                    b.name()
+                );
+            }
+        }
     }
 }
 
@@ -661,12 +685,12 @@ fn the_fhm_path_matches_plain_neon_bit_for_bit() {
         println!("skipped: this CPU has no FEAT_FHM (qemu -cpu max has it)");
         return;
     }
-    let mut rng = Rng::new(19);
     let specials = [
         0x0001u16, 0x8001, 0x03ff, 0x7bff, 0xfbff, 0x0000, 0x8000, 0x3c00,
-    ];
-    for (w, h, channels, elempack) in [
-        (38, 38, 512usize, 1usize),
+    ]
+    .map(F16);
+    let shapes = [
+        (38, 38, 512, 1),
         (38, 38, 512, 4),
         (38, 38, 512, 8),
         (19, 19, 1024, 16),
@@ -674,27 +698,20 @@ fn the_fhm_path_matches_plain_neon_bit_for_bit() {
         (7, 1, 24, 8),
         (1, 1, 17, 1),
         (11, 13, 64, 4),
-    ] {
-        let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32)
-            .with_16bit_storage();
-        let layout = view.layout(Storage::F16).unwrap();
-        for (m, mode) in MODES.into_iter().enumerate() {
-            let p = params(channels, 1e-10, mode, false);
-            let weights = rng.vec(channels, -30.0, 30.0);
-            let forward = Forward::new::<F16>(&view, &p, &weights).unwrap();
-            let mut data: Vec<F16> = rng
-                .vec(layout.min_len, -4.0, 4.0)
-                .into_iter()
-                .map(F16::from_f32)
-                .collect();
-            for (i, x) in data.iter_mut().enumerate().skip(m).step_by(97) {
-                *x = F16(specials[i % specials.len()]);
-            }
-            let what = format!("{w}x{h}x{channels} elempack {elempack} {mode:?}");
-            let paths = (Isa::Neon, Isa::NeonFhm);
-            assert_paths_agree(&forward, &data, paths, |x| x.0, true, &what);
-        }
-    }
+    ];
+    let cases = MODES.map(|mode| (mode, 1e-10));
+    let paths = (Isa::Neon, Isa::NeonFhm);
+    let mut rng = Rng::new(19);
+    assert_paths_agree(
+        &mut rng,
+        &shapes,
+        &cases,
+        &specials,
+        97,
+        paths,
+        |x| x.0,
+        true,
+    );
 }
 
 #[test]
@@ -709,7 +726,6 @@ fn the_bf16_path_matches_plain_avx512_bit_for_bit() {
         println!("skipped: this CPU has no AVX512_BF16");
         return;
     }
-    let mut rng = Rng::new(23);
     let specials = [
         f32::from_bits(0x0000_0001),
         f32::from_bits(0x8040_8000),
@@ -721,9 +737,10 @@ fn the_bf16_path_matches_plain_avx512_bit_for_bit() {
         0.0,
         -0.0,
         1e-39,
-    ];
-    for (w, h, channels, elempack) in [
-        (38, 38, 512usize, 1usize),
+    ]
+    .map(BF16::from_f32);
+    let shapes = [
+        (38, 38, 512, 1),
         (38, 38, 512, 4),
         (38, 38, 512, 8),
         (38, 38, 512, 16),
@@ -731,30 +748,20 @@ fn the_bf16_path_matches_plain_avx512_bit_for_bit() {
         (5, 3, 3, 1),
         (7, 1, 24, 8),
         (11, 13, 64, 16),
-    ] {
-        let view = MatView::dims3(w, h, (channels / elempack) as i32, elempack as i32)
-            .with_16bit_storage();
-        let layout = view.layout(Storage::BF16).unwrap();
-        for (m, (mode, eps)) in [(EpsMode::Add, 1e-10), (EpsMode::Max, 1.0)]
-            .into_iter()
-            .enumerate()
-        {
-            let p = params(channels, eps, mode, false);
-            let weights = rng.vec(channels, -30.0, 30.0);
-            let forward = Forward::new::<BF16>(&view, &p, &weights).unwrap();
-            let mut data: Vec<BF16> = rng
-                .vec(layout.min_len, -4.0, 4.0)
-                .into_iter()
-                .map(BF16::from_f32)
-                .collect();
-            for (i, x) in data.iter_mut().enumerate().skip(m).step_by(89) {
-                *x = BF16::from_f32(specials[i % specials.len()]);
-            }
-            let what = format!("{w}x{h}x{channels} elempack {elempack} {mode:?}");
-            let paths = (Isa::Avx512, Isa::Avx512Bf16);
-            assert_paths_agree(&forward, &data, paths, |x| x.0, false, &what);
-        }
-    }
+    ];
+    let cases = [(EpsMode::Add, 1e-10), (EpsMode::Max, 1.0)];
+    let paths = (Isa::Avx512, Isa::Avx512Bf16);
+    let mut rng = Rng::new(23);
+    assert_paths_agree(
+        &mut rng,
+        &shapes,
+        &cases,
+        &specials,
+        89,
+        paths,
+        |x| x.0,
+        false,
+    );
 }
 
 /// `path_on` names the path `run_on` takes, which the benchmarks record:
