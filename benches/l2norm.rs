@@ -16,7 +16,7 @@ mod cpp;
 #[path = "../src/tools/model/mod.rs"]
 mod model;
 
-use ncnn_l2norm::{CpuInfo, Forward, Isa, L2NormParams, MatView, BF16, F16};
+use ncnn_l2norm::{CpuInfo, Forward, Isa, L2NormParams, MatView, Storage, BF16, F16};
 
 /// The path the kernel takes for a row of the table: `tensor` `CxHxW`.
 fn path_of(tensor: &str, elempack: i32, storage: &str) -> Option<Isa> {
@@ -60,15 +60,13 @@ fn record_paths(tsv: &std::path::Path) {
             let path = pack.and_then(|p| path_of(f[0], p, f.get(3).copied().unwrap_or("")));
             match path {
                 Some(p) => {
-                    // AVX512_BF16 changes only bf16 storage; the others
-                    // running plain AVX-512 is the selected path for them.
-                    let bf16 = f.get(3) == Some(&"bf16");
-                    let expected = if selected == Isa::Avx512Bf16 && !bf16 {
-                        Isa::Avx512
-                    } else {
-                        selected
+                    let storage = match f.get(3) {
+                        Some(&"bf16") => Storage::BF16,
+                        Some(&"fp16") => Storage::F16,
+                        _ => Storage::F32,
                     };
-                    if p != expected && !other.contains(&(f[0], f[1], f[3], p)) {
+                    if p != selected.for_storage(storage) && !other.contains(&(f[0], f[1], f[3], p))
+                    {
                         other.push((f[0], f[1], f[3], p));
                     }
                     p.name().to_string()

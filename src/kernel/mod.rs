@@ -153,6 +153,17 @@ impl Isa {
         }
     }
 
+    /// The path this one runs for tensors stored as `storage`:
+    /// `Avx512Bf16` differs from `Avx512` only in narrowing to bf16, so
+    /// fp32 and fp16 tensors run `Avx512` under it; every other path runs
+    /// itself.
+    pub fn for_storage(self, storage: element::Storage) -> Isa {
+        match self {
+            Isa::Avx512Bf16 if storage != element::Storage::BF16 => Isa::Avx512,
+            isa => isa,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Isa::Portable => "portable",
@@ -270,10 +281,7 @@ impl<'w> Forward<'w> {
         if 16 % self.layout.lanes != 0 || !Isa::available().contains(&isa) {
             return Isa::Portable;
         }
-        #[cfg(target_arch = "x86_64")]
-        if isa == Isa::Avx512Bf16 && E::STORAGE != element::Storage::BF16 {
-            return self.path_on::<E>(Isa::Avx512);
-        }
+        let isa = isa.for_storage(E::STORAGE);
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Avx512 && self.avx2_rather_than_avx512::<E>() {
             return Isa::Avx2;
@@ -293,18 +301,14 @@ impl<'w> Forward<'w> {
         let (scale, norm) = (self.scale, self.norm);
         let lanes = self.layout.lanes;
         #[cfg(target_arch = "x86_64")]
-        match isa {
+        match isa.for_storage(E::STORAGE) {
             // The x86 paths handle elempacks that divide 16 (all of ncnn's).
             _ if 16 % lanes != 0 => {}
-            // Only bf16 storage differs from plain AVX-512.
-            Isa::Avx512Bf16 if E::STORAGE != element::Storage::BF16 => {
-                return self.run_on(Isa::Avx512, t);
-            }
             Isa::Avx512Bf16 => {
                 if let Some(token) = x86::Avx512Bf16::new() {
-                    // SAFETY: E is BF16 (the arm above takes every other
-                    // storage, and Element is sealed), and the token exists
-                    // only on a CPU with AVX-512F and AVX512_BF16.
+                    // SAFETY: E is BF16 (`for_storage` leaves Avx512Bf16
+                    // only for bf16, and Element is sealed), and the token
+                    // exists only on a CPU with AVX-512F and AVX512_BF16.
                     return unsafe {
                         x86::normalize_avx512_bf16(
                             token,
